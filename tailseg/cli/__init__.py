@@ -1,0 +1,1 @@
+"""The `tailseg` command line."""

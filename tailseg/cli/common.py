@@ -1,0 +1,25 @@
+"""Helpers shared by CLI commands: locating configs, loading them with overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tailseg.config import Config, ConfigError, load_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def resolve_config(name: str) -> Path:
+    """A config path as given, or `configs/<name>.yaml` of this checkout."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"{name}: no such config file (named configs: {known})")
+
+
+def load_run_config(name: str, overrides: list[str]) -> Config:
+    return load_config(str(resolve_config(name)), overrides)

@@ -1,0 +1,49 @@
+"""`tailseg COMMAND ...`: one entry point for every job.
+
+Bad input (config, json, images) ends with one line `error: <file>: <field>: <problem>` and
+exit status 2, never a traceback; `TAILSEG_DEBUG=1` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from tailseg import __version__
+from tailseg.cli import data as data_cmd
+from tailseg.cli import demo as demo_cmd
+from tailseg.config import ConfigError
+from tailseg.data import DataError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tailseg",
+        description="Large-vocabulary, long-tailed instance segmentation (LVIS Challenge 2021 "
+        "recipe). Config-driven commands take CONFIG (a path or a name under configs/) and "
+        "dotted overrides such as train.epochs=3.",
+    )
+    parser.add_argument("--version", action="version", version=f"tailseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data_cmd.add_parser(sub)
+    demo_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, DataError) as e:
+        if os.environ.get("TAILSEG_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

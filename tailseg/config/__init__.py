@@ -1,0 +1,35 @@
+"""Typed run configuration loaded from YAML (`base:` parent, dotted overrides)."""
+
+from tailseg.config.loader import ConfigError, dump, from_dict, load, to_dict
+from tailseg.config.schema import (
+    Config,
+    DataConfig,
+    EvalConfig,
+    InferConfig,
+    ModelConfig,
+    SplitConfig,
+    SynthConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "InferConfig",
+    "ModelConfig",
+    "SplitConfig",
+    "SynthConfig",
+    "TrainConfig",
+    "dump",
+    "from_dict",
+    "load",
+    "load_config",
+    "to_dict",
+]
+
+
+def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a run config (`configs/*.yaml`) with dotted `key.sub=value` overrides."""
+    return load(Config, path, overrides)

@@ -1,0 +1,280 @@
+"""YAML → frozen dataclasses, with one `base:` parent per file and dotted overrides.
+
+Every value is checked against the dataclass field's type hint. Errors name the file (or
+"command line") that set the offending key and the dotted key itself, e.g.::
+
+    ConfigError: configs/tiny.yaml: model.backbone.depht: unknown key (known: kind, depth, ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+T = TypeVar("T")
+COMMAND_LINE = "command line"
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+# --------------------------------------------------------------------------- reading YAML
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} malformed YAML: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _merge(
+    dst: dict[str, Any], src: dict[str, Any], origins: dict[str, str], source: str, prefix: str = ""
+) -> None:
+    """Deep-merge `src` into `dst`; record which source set every dotted key."""
+    for key, value in src.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: {prefix}{key!r}: keys must be strings")
+        dotted = prefix + key
+        origins[dotted] = source
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _merge(dst[key], value, origins, source, dotted + ".")
+        else:
+            dst[key] = _deepcopy(value)
+            if isinstance(value, dict):
+                _record(value, origins, source, dotted + ".")
+
+
+def _record(d: dict[str, Any], origins: dict[str, str], source: str, prefix: str) -> None:
+    for key, value in d.items():
+        origins[prefix + str(key)] = source
+        if isinstance(value, dict):
+            _record(value, origins, source, prefix + str(key) + ".")
+
+
+def _deepcopy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deepcopy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deepcopy(v) for v in value]
+    return value
+
+
+def load_raw(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a config file and its `base:` chain. Returns (merged dict, dotted key → source)."""
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    path = Path(path)
+    seen: set[Path] = set()
+    while True:
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ConfigError(f"{path}: base: cycle through {resolved}")
+        seen.add(resolved)
+        data = _read_yaml(path)
+        base = data.pop("base", None)
+        chain.append((path, data))
+        if base is None:
+            break
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base: must be one file path, got {type(base).__name__}")
+        path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for file, data in reversed(chain):  # root ancestor first, the named file last
+        _merge(merged, data, origins, str(file))
+    return merged, origins
+
+
+def apply_overrides(
+    raw: dict[str, Any], origins: dict[str, str], overrides: typing.Sequence[str]
+) -> None:
+    """Apply `a.b.c=value` strings in place; values are parsed as YAML scalars or lists."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{COMMAND_LINE}: {item!r}: overrides look like key.sub=value")
+        key, _, text = item.partition("=")
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"{COMMAND_LINE}: {item!r}: empty key")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"{COMMAND_LINE}: {key}: {where} is not a section")
+            node = child
+        node[parts[-1]] = value
+        origins[key] = COMMAND_LINE
+        if isinstance(value, dict):
+            _record(value, origins, COMMAND_LINE, key + ".")
+
+
+# --------------------------------------------------------------------------- building dataclasses
+def _origin(origins: dict[str, str], dotted: str, default: str) -> str:
+    key = dotted
+    while key:
+        if key in origins:
+            return origins[key]
+        key = key.rpartition(".")[0]
+    return default
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, dotted: str, origins: dict[str, str], default_src: str) -> Any:
+    def fail(msg: str) -> typing.NoReturn:
+        raise ConfigError(f"{_origin(origins, dotted, default_src)}: {dotted}: {msg}")
+
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            fail(f"null is not allowed (expected {_type_name(tp)})")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, dotted, origins, default_src)
+            except ConfigError as e:
+                errors.append(str(e))
+        fail(f"{value!r} does not fit {_type_name(tp)}")
+    if origin is Literal:
+        if value in args and type(value) in {type(a) for a in args}:
+            return value
+        fail(f"{value!r} is not one of {', '.join(repr(a) for a in args)}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            fail(f"expected a section (mapping) for {tp.__name__}, got {value!r}")
+        return _build(tp, value, dotted + ".", origins, default_src)
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            fail(f"expected a list, got {value!r}")
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                fail(f"expected {len(args)} items, got {len(value)}")
+            items = [
+                _coerce(v, a, f"{dotted}[{i}]", origins, default_src)
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
+            ]
+        else:
+            item_tp = args[0] if args else Any
+            items = [
+                _coerce(v, item_tp, f"{dotted}[{i}]", origins, default_src)
+                for i, v in enumerate(value)
+            ]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail(f"expected a mapping, got {value!r}")
+        key_tp, val_tp = args or (Any, Any)
+        return {
+            _coerce(k, key_tp, f"{dotted}.{k}", origins, default_src): _coerce(
+                v, val_tp, f"{dotted}.{k}", origins, default_src
+            )
+            for k, v in value.items()
+        }
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        fail(f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        fail(f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        fail(f"expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        fail(f"expected a string, got {value!r}")
+    raise TypeError(f"config schema uses an unsupported type {tp!r} at {dotted}")
+
+
+def _build(cls: type[T], data: dict[str, Any], prefix: str, origins: dict[str, str], src: str) -> T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            dotted = prefix + str(key)
+            known = ", ".join(fields)
+            raise ConfigError(
+                f"{_origin(origins, dotted, src)}: {dotted}: unknown key (known: {known})"
+            )
+    kwargs = {
+        name: _coerce(data[name], hints[name], prefix + name, origins, src)
+        for name in fields
+        if name in data
+    }
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        # __post_init__ checks raise "field: message"; name the file that set that field.
+        field, sep, msg = str(e).partition(": ")
+        dotted = prefix + field if sep and field in fields else prefix.rstrip(".") or "<root>"
+        text = msg if sep and field in fields else str(e)
+        raise ConfigError(f"{_origin(origins, dotted, src)}: {dotted}: {text}") from None
+
+
+def from_dict(cls: type[T], data: dict[str, Any], source: str = "<dict>") -> T:
+    """Build a config dataclass from a plain dict, checking every key and type."""
+    return _build(cls, data, "", {}, source)
+
+
+def load(cls: type[T], path: str | Path, overrides: typing.Sequence[str] = ()) -> T:
+    """Load `path` (with its `base:` chain), apply dotted overrides, and check the result."""
+    raw, origins = load_raw(path)
+    apply_overrides(raw, origins, overrides)
+    return _build(cls, raw, "", origins, str(path))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain dict (lists for tuples) of a config dataclass, ready for YAML or JSON."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def dump(cfg: Any) -> str:
+    """The resolved config as YAML; `load` of that text gives an equal object."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)

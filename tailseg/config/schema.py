@@ -1,0 +1,111 @@
+"""The run configuration: one frozen dataclass per section.
+
+Sections grow with the features that read them. Value checks live in `__post_init__` and raise
+`ValueError("field: message")`, which the loader turns into an error naming file and dotted key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+def _check(cond: bool, field_name: str, message: str) -> None:
+    if not cond:
+        raise ValueError(f"{field_name}: {message}")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """One annotated split: an LVIS/COCO json and the folder its `file_name`s are relative to."""
+
+    json: str = ""
+    images: str = ""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The synthetic long-tailed benchmark (see `tailseg.data.synth`)."""
+
+    num_classes: int = 40
+    train_images: int = 600
+    val_images: int = 120
+    seed: int = 0
+    min_side: int = 160
+    max_side: int = 256
+    max_objects: int = 10
+
+    def __post_init__(self) -> None:
+        _check(self.num_classes >= 3, "num_classes", "must be >= 3 (one per r/c/f group)")
+        _check(self.train_images >= 1, "train_images", "must be >= 1")
+        _check(self.val_images >= 1, "val_images", "must be >= 1")
+        _check(32 <= self.min_side <= self.max_side, "min_side", "need 32 <= min_side <= max_side")
+        _check(self.max_objects >= 1, "max_objects", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training and validation annotations live.
+
+    With `synth` set, `tailseg demo` generates that benchmark under the run directory and uses it
+    instead of `train`/`val`.
+    """
+
+    train: SplitConfig = field(default_factory=SplitConfig)
+    val: SplitConfig = field(default_factory=SplitConfig)
+    synth: SynthConfig | None = None
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.num_workers >= 0, "num_workers", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_classes: int = 1203
+
+    def __post_init__(self) -> None:
+        _check(self.num_classes >= 1, "num_classes", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 2
+    lr: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "epochs", "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        _check(self.lr > 0, "lr", "must be > 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    protocol: Literal["coco", "lvis", "challenge2021"] = "lvis"
+    iou_types: tuple[Literal["bbox", "segm", "boundary"], ...] = ("segm",)
+    max_dets_per_image: int | None = 300
+
+    def __post_init__(self) -> None:
+        cap = self.max_dets_per_image
+        _check(cap is None or cap >= 1, "max_dets_per_image", "must be >= 1 or null (no cap)")
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    max_per_img: int = 300
+    score_thr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.max_per_img <= 10000, "max_per_img", "must be in 1..10000")
+        _check(0.0 <= self.score_thr < 1.0, "score_thr", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    infer: InferConfig = field(default_factory=InferConfig)

@@ -1,0 +1,321 @@
+"""Reader for LVIS v0.5/v1 and COCO instance json, with the federated LVIS fields.
+
+`AnnotationFile.load(path)` checks every field it uses and raises `DataError` naming the file,
+the list entry and the field (e.g. ``lvis.json: annotations[12] (id 7).category_id: unknown
+category id 999``). Annotations users expect to be dropped (a polygon part with fewer than three
+points, a zero-area box) are skipped with one logged warning per file.
+
+Category ids map to contiguous labels 0..C-1 in ascending id order (`label_of`, `category_ids`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from tailseg.structures import masks as mask_ops
+
+log = logging.getLogger("tailseg.data")
+Frequency = Literal["r", "c", "f"]
+
+
+class DataError(ValueError):
+    """Bad dataset input; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    name: str
+    frequency: Frequency | None = None
+    image_count: int | None = None
+    instance_count: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: int
+    height: int
+    width: int
+    file_name: str
+    coco_url: str = ""
+    neg_category_ids: tuple[int, ...] = ()
+    not_exhaustive_category_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Annotation:
+    id: int
+    image_id: int
+    category_id: int
+    bbox: tuple[float, float, float, float]  # x, y, w, h (abs px)
+    area: float
+    iscrowd: bool
+    segmentation: Any  # polygon parts (validated) or RLE dict, as in the file
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a (optionally .gz) json file; errors name the file and the position."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+
+
+class _Checker:
+    """Typed field access that raises DataError with file and field path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, msg: str) -> DataError:
+        return DataError(f"{self.path}: {where}: {msg}")
+
+    def get(self, obj: dict, key: str, where: str, kind: type | tuple, required: bool = True):
+        if key not in obj:
+            if required:
+                raise self.fail(f"{where}.{key}", "missing field")
+            return None
+        value = obj[key]
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+        if not ok:
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise self.fail(f"{where}.{key}", f"expected {names}, got {value!r:.60}")
+        return value
+
+    def id_list(self, obj: dict, key: str, where: str, known: dict[int, Any]) -> tuple[int, ...]:
+        values = self.get(obj, key, where, list, required=False) or []
+        for v in values:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise self.fail(f"{where}.{key}", f"expected category ids, got {v!r}")
+            if v not in known:
+                raise self.fail(f"{where}.{key}", f"unknown category id {v}")
+        return tuple(values)
+
+
+class AnnotationFile:
+    """A parsed, validated LVIS/COCO instance annotation file."""
+
+    def __init__(
+        self,
+        path: Path,
+        images: list[ImageInfo],
+        categories: list[Category],
+        annotations: list[Annotation],
+        skipped: list[str],
+    ) -> None:
+        self.path = path
+        self.images = images
+        self.categories = sorted(categories, key=lambda c: c.id)
+        self.annotations = annotations
+        self.skipped = skipped
+        self.category_ids = [c.id for c in self.categories]  # label → category id
+        self.label_of = {cid: i for i, cid in enumerate(self.category_ids)}
+        self.category_by_id = {c.id: c for c in self.categories}
+        self.image_by_id = {im.id: im for im in images}
+        self.anns_by_image: dict[int, list[Annotation]] = defaultdict(list)
+        for a in annotations:
+            self.anns_by_image[a.image_id].append(a)
+        self.is_federated = any(
+            im.neg_category_ids or im.not_exhaustive_category_ids for im in images
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.categories)
+
+    @classmethod
+    def load(cls, path: str | Path, *, allow_empty: bool = False) -> AnnotationFile:
+        path = Path(path)
+        return cls.from_dict(read_json(path), path, allow_empty=allow_empty)
+
+    @classmethod
+    def from_dict(
+        cls, data: Any, path: str | Path = "<dict>", *, allow_empty: bool = False
+    ) -> AnnotationFile:
+        path = Path(path)
+        chk = _Checker(path)
+        if not isinstance(data, dict):
+            raise DataError(f"{path}: top level must be an object, got {type(data).__name__}")
+        raw_images = chk.get(data, "images", "<root>", list)
+        raw_cats = chk.get(data, "categories", "<root>", list)
+        raw_anns = chk.get(data, "annotations", "<root>", list, required=False) or []
+        if not raw_images and not allow_empty:
+            raise DataError(f"{path}: images: the dataset has no images")
+        if not raw_cats:
+            raise DataError(f"{path}: categories: the dataset has no categories")
+
+        categories: dict[int, Category] = {}
+        for i, c in enumerate(raw_cats):
+            where = f"categories[{i}]"
+            if not isinstance(c, dict):
+                raise chk.fail(where, "expected an object")
+            cid = chk.get(c, "id", where, int)
+            if cid in categories:
+                raise chk.fail(f"{where}.id", f"duplicate category id {cid}")
+            freq = chk.get(c, "frequency", where, str, required=False)
+            if freq is not None and freq not in ("r", "c", "f"):
+                raise chk.fail(f"{where}.frequency", f"expected 'r', 'c' or 'f', got {freq!r}")
+            categories[cid] = Category(
+                id=cid,
+                name=chk.get(c, "name", where, str),
+                frequency=freq,
+                image_count=chk.get(c, "image_count", where, int, required=False),
+                instance_count=chk.get(c, "instance_count", where, int, required=False),
+            )
+
+        images: dict[int, ImageInfo] = {}
+        for i, im in enumerate(raw_images):
+            where = f"images[{i}]"
+            if not isinstance(im, dict):
+                raise chk.fail(where, "expected an object")
+            iid = chk.get(im, "id", where, int)
+            where = f"images[{i}] (id {iid})"
+            if iid in images:
+                raise chk.fail(f"{where}.id", f"duplicate image id {iid}")
+            h = chk.get(im, "height", where, int)
+            w = chk.get(im, "width", where, int)
+            if h <= 0 or w <= 0:
+                raise chk.fail(f"{where}.height/width", f"must be positive, got {h}x{w}")
+            file_name = chk.get(im, "file_name", where, str, required=False) or ""
+            coco_url = chk.get(im, "coco_url", where, str, required=False) or ""
+            if not file_name and not coco_url:
+                raise chk.fail(f"{where}.file_name", "missing field (and no coco_url)")
+            images[iid] = ImageInfo(
+                id=iid,
+                height=h,
+                width=w,
+                file_name=file_name,
+                coco_url=coco_url,
+                neg_category_ids=chk.id_list(im, "neg_category_ids", where, categories),
+                not_exhaustive_category_ids=chk.id_list(
+                    im, "not_exhaustive_category_ids", where, categories
+                ),
+            )
+
+        annotations: list[Annotation] = []
+        skipped: list[str] = []
+        seen_ids: set[int] = set()
+        for i, a in enumerate(raw_anns):
+            ann = _parse_annotation(chk, i, a, images, categories, seen_ids, skipped)
+            if ann is not None:
+                annotations.append(ann)
+        if skipped:
+            log.warning(
+                "%s: skipped %d of %d annotations (first: %s)",
+                path,
+                len(skipped),
+                len(raw_anns),
+                skipped[0],
+            )
+        return cls(path, list(images.values()), list(categories.values()), annotations, skipped)
+
+    # ------------------------------------------------------------------ masks
+    def rle(self, ann: Annotation) -> mask_ops.RLE:
+        im = self.image_by_id[ann.image_id]
+        try:
+            return mask_ops.to_rle(ann.segmentation, im.height, im.width)
+        except mask_ops.SegmentationError as e:
+            raise DataError(f"{self.path}: annotation id {ann.id}: {e}") from None
+
+    def mask(self, ann: Annotation) -> np.ndarray:
+        """Bitmap (H, W) bool of one annotation at its image's size."""
+        return mask_ops.decode(self.rle(ann))
+
+    # ------------------------------------------------------------------ image files
+    def image_path(self, image: ImageInfo, root: str | Path) -> Path:
+        """Locate an image file under `root`: `file_name`, its COCO-2017 name, or `coco_url`'s tail.
+
+        LVIS v1 has only `coco_url` (…/train2017/000000391895.jpg); LVIS v0.5 names files
+        `COCO_val2014_000000266409.jpg` whose 2017 copy is `000000266409.jpg`.
+        """
+        root = Path(root)
+        candidates: list[Path] = []
+        if image.file_name:
+            candidates.append(root / image.file_name)
+            if image.file_name.startswith("COCO_"):
+                candidates.append(root / image.file_name[-16:])
+        if image.coco_url:
+            *_, split_dir, name = ["", *image.coco_url.rstrip("/").split("/")]
+            candidates += [root / split_dir / name, root / name]
+        for c in candidates:
+            if c.is_file():
+                return c
+        tried = ", ".join(str(c) for c in candidates)
+        raise DataError(f"{self.path}: image id {image.id}: image file not found (tried {tried})")
+
+
+def _parse_annotation(
+    chk: _Checker,
+    i: int,
+    a: Any,
+    images: dict[int, ImageInfo],
+    categories: dict[int, Category],
+    seen_ids: set[int],
+    skipped: list[str],
+) -> Annotation | None:
+    where = f"annotations[{i}]"
+    if not isinstance(a, dict):
+        raise chk.fail(where, "expected an object")
+    aid = chk.get(a, "id", where, int)
+    where = f"annotations[{i}] (id {aid})"
+    if aid in seen_ids:
+        raise chk.fail(f"{where}.id", f"duplicate annotation id {aid}")
+    seen_ids.add(aid)
+    image_id = chk.get(a, "image_id", where, int)
+    if image_id not in images:
+        raise chk.fail(f"{where}.image_id", f"unknown image id {image_id}")
+    category_id = chk.get(a, "category_id", where, int)
+    if category_id not in categories:
+        raise chk.fail(f"{where}.category_id", f"unknown category id {category_id}")
+    segm = chk.get(a, "segmentation", where, (list, dict))
+    if isinstance(segm, list):
+        try:
+            parts, dropped = mask_ops.clean_polygons(segm)
+        except mask_ops.SegmentationError as e:
+            raise chk.fail(where, str(e)) from None
+        if not parts:
+            skipped.append(f"{where}: degenerate polygon ({'; '.join(dropped) or 'no parts'})")
+            return None
+        segm = parts
+    bbox = chk.get(a, "bbox", where, list)
+    if len(bbox) != 4 or not all(isinstance(v, int | float) for v in bbox):
+        raise chk.fail(f"{where}.bbox", f"expected [x, y, w, h], got {bbox!r:.60}")
+    area = chk.get(a, "area", where, (int, float), required=False)
+    if bbox[2] <= 0 or bbox[3] <= 0 or (area is not None and area <= 0):
+        skipped.append(f"{where}: zero-area instance (bbox {bbox}, area {area})")
+        return None
+    iscrowd = chk.get(a, "iscrowd", where, int, required=False) or 0
+    im = images[image_id]
+    if isinstance(segm, dict):
+        size = segm.get("size")
+        if size != [im.height, im.width]:
+            raise chk.fail(
+                f"{where}.segmentation.size",
+                f"{size} differs from image {image_id}'s size [{im.height}, {im.width}]",
+            )
+    return Annotation(
+        id=aid,
+        image_id=image_id,
+        category_id=category_id,
+        bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
+        area=float(area) if area is not None else float(bbox[2] * bbox[3]),
+        iscrowd=bool(iscrowd),
+        segmentation=segm,
+    )

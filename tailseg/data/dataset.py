@@ -1,0 +1,135 @@
+"""A torch `Dataset` over an LVIS/COCO annotation file: image tensor + typed `Targets`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from tailseg.data.annotations import AnnotationFile, DataError, ImageInfo
+from tailseg.structures import Targets
+
+log = logging.getLogger("tailseg.data")
+
+Transform = Callable[[Tensor, Targets, torch.Generator], tuple[Tensor, Targets]]
+
+
+def read_image(path: Path, expected_hw: tuple[int, int] | None = None, where: str = "") -> Tensor:
+    """Read an RGB image as uint8 (3, H, W), EXIF orientation applied.
+
+    Raises DataError naming the file if it is missing, unreadable, or not `expected_hw` in size.
+    """
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            arr = np.asarray(im, dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found{where}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: cannot read image{where} ({e})") from None
+    if expected_hw is not None and arr.shape[:2] != tuple(expected_hw):
+        raise DataError(
+            f"{path}: image is {arr.shape[0]}x{arr.shape[1]} but its json height/width say "
+            f"{expected_hw[0]}x{expected_hw[1]}{where}"
+        )
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()  # (3, H, W)
+
+
+class InstanceDataset(torch.utils.data.Dataset):
+    """Images and instance targets of one annotation file.
+
+    Masks are decoded when an item is read, so the dataset itself holds only the json records.
+    `transform(image, targets, generator)` (optional) is applied with a generator seeded from
+    `seed` and the index, so an item is reproducible.
+    """
+
+    def __init__(
+        self,
+        annotations: AnnotationFile | str | Path,
+        image_root: str | Path,
+        *,
+        transform: Transform | None = None,
+        seed: int = 0,
+        only_annotated: bool = False,
+    ) -> None:
+        self.ann = (
+            annotations
+            if isinstance(annotations, AnnotationFile)
+            else AnnotationFile.load(annotations)
+        )
+        self.image_root = Path(image_root)
+        self.transform = transform
+        self.seed = seed
+        self.images: list[ImageInfo] = [
+            im for im in self.ann.images if not only_annotated or self.ann.anns_by_image[im.id]
+        ]
+        if not self.images:
+            raise DataError(f"{self.ann.path}: images: no images with annotations to use")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return self.ann.num_classes
+
+    def image_path(self, index: int) -> Path:
+        return self.ann.image_path(self.images[index], self.image_root)
+
+    def load_image(self, index: int) -> Tensor:
+        im = self.images[index]
+        where = f" (image id {im.id} in {self.ann.path})"
+        return read_image(self.image_path(index), (im.height, im.width), where)
+
+    def targets(self, index: int) -> Targets:
+        """Ground truth of one image at its original size (no pixels read)."""
+        im = self.images[index]
+        anns = self.ann.anns_by_image[im.id]
+        label_of = self.ann.label_of
+        masks = np.zeros((len(anns), im.height, im.width), dtype=bool)
+        for j, a in enumerate(anns):
+            masks[j] = self.ann.mask(a)
+        x, y, w, h = (
+            np.array([a.bbox for a in anns], dtype=np.float32).reshape(-1, 4).T
+        )  # each (M,)
+        boxes = np.stack([x, y, x + w, y + h], axis=1)  # (M, 4) xyxy
+        empty = ~masks.reshape(len(anns), -1).any(axis=1)
+        if empty.any():
+            ids = [a.id for a, e in zip(anns, empty, strict=True) if e]
+            log.debug(
+                "%s: image %d: dropping empty masks of annotations %s", self.ann.path, im.id, ids
+            )
+        keep = ~empty
+        to_labels = lambda ids: torch.tensor([label_of[c] for c in ids], dtype=torch.int64)  # noqa: E731
+        return Targets(
+            boxes=torch.from_numpy(boxes[keep]),
+            labels=torch.tensor(
+                [label_of[a.category_id] for a, k in zip(anns, keep, strict=True) if k],
+                dtype=torch.int64,
+            ),
+            masks=torch.from_numpy(masks[keep]),
+            iscrowd=torch.tensor([a.iscrowd for a, k in zip(anns, keep, strict=True) if k]),
+            image_id=im.id,
+            image_size=(im.height, im.width),
+            neg_labels=to_labels(im.neg_category_ids),
+            not_exhaustive_labels=to_labels(im.not_exhaustive_category_ids),
+        )
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Targets]:
+        """(image uint8 (3, H, W), Targets) after the optional transform."""
+        image, targets = self.load_image(index), self.targets(index)
+        if self.transform is not None:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+            image, targets = self.transform(image, targets, g)
+        return image, targets
+
+
+def collate(batch: list[tuple[Tensor, Targets]]) -> tuple[list[Tensor], list[Targets]]:
+    """Keep images of different sizes as a list; the model pads them."""
+    images, targets = zip(*batch, strict=True)
+    return list(images), list(targets)

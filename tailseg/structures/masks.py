@@ -1,0 +1,111 @@
+"""Instance-mask codecs: COCO polygons and RLE (compressed and uncompressed) ↔ bitmaps.
+
+RLE encoding/decoding and polygon rasterisation go through `pycocotools.mask`, the reference
+codec of the COCO and LVIS formats, so that a mask here is pixel-identical to what the official
+evaluators see. This module adds the validation and the error messages that name the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pycocotools.mask as mask_utils
+
+RLE = dict[str, Any]  # {"size": [h, w], "counts": bytes | str | list[int]}
+
+
+class SegmentationError(ValueError):
+    """A segmentation that cannot be decoded (message names the offending part)."""
+
+
+def clean_polygons(polygons: Sequence[Sequence[float]]) -> tuple[list[list[float]], list[str]]:
+    """Keep the polygon parts with at least 3 points; report the others.
+
+    Returns (valid parts as float lists, one human-readable reason per dropped part). Raises
+    SegmentationError for parts that are not flat coordinate lists or have an odd length.
+    """
+    valid: list[list[float]] = []
+    dropped: list[str] = []
+    for i, part in enumerate(polygons):
+        if not isinstance(part, list | tuple) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in part
+        ):
+            raise SegmentationError(f"segmentation[{i}]: polygon must be a flat list of numbers")
+        if len(part) % 2:
+            raise SegmentationError(
+                f"segmentation[{i}]: polygon has an odd number of coordinates ({len(part)})"
+            )
+        coords = [float(v) for v in part]
+        if not np.all(np.isfinite(coords)):
+            raise SegmentationError(f"segmentation[{i}]: polygon has NaN or infinite coordinates")
+        if len(coords) < 6:
+            dropped.append(f"segmentation[{i}]: fewer than 3 points ({len(coords) // 2})")
+            continue
+        valid.append(coords)
+    return valid, dropped
+
+
+def to_rle(segm: Any, height: int, width: int) -> RLE:
+    """Any COCO/LVIS segmentation → one compressed RLE at (height, width).
+
+    Polygons (a list of parts) are rasterised and merged into one RLE; an uncompressed RLE
+    (`counts` a list) is compressed; a compressed RLE is checked for its size and returned.
+    """
+    if isinstance(segm, list):
+        parts, _ = clean_polygons(segm)
+        if not parts:
+            raise SegmentationError("segmentation: no polygon with at least 3 points")
+        return mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
+    if not isinstance(segm, dict) or "counts" not in segm or "size" not in segm:
+        raise SegmentationError("segmentation: expected a polygon list or an RLE with size, counts")
+    size = segm["size"]
+    if not isinstance(size, list | tuple) or len(size) != 2 or list(size) != [height, width]:
+        raise SegmentationError(
+            f"segmentation.size: {size} differs from the image size [{height}, {width}]"
+        )
+    counts = segm["counts"]
+    if isinstance(counts, list):
+        if sum(int(c) for c in counts) != height * width:
+            raise SegmentationError(
+                f"segmentation.counts: run lengths sum to {sum(counts)}, not h*w={height * width}"
+            )
+        return mask_utils.frPyObjects(segm, height, width)
+    if isinstance(counts, str):
+        return {"size": [height, width], "counts": counts.encode("ascii")}
+    if isinstance(counts, bytes):
+        return {"size": [height, width], "counts": counts}
+    raise SegmentationError("segmentation.counts: must be a list of ints or an RLE string")
+
+
+def decode(rle: RLE) -> np.ndarray:
+    """Compressed RLE → bool bitmap (h, w)."""
+    return mask_utils.decode(rle).astype(bool)
+
+
+def encode(mask: np.ndarray) -> RLE:
+    """Bitmap (h, w) → compressed RLE with `counts` as a str (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def area(rle: RLE) -> float:
+    return float(mask_utils.area(rle))
+
+
+def bbox_xywh(rle: RLE) -> list[float]:
+    """Tight box [x, y, w, h] of a mask (pycocotools convention: integer pixel extents)."""
+    return [float(v) for v in mask_utils.toBbox(rle)]
+
+
+def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight xyxy boxes (M, 4) of bitmaps (M, H, W); an empty mask gives a zero box."""
+    boxes = np.zeros((len(masks), 4), dtype=np.float32)
+    for i, m in enumerate(masks):
+        ys = np.flatnonzero(m.any(axis=1))
+        xs = np.flatnonzero(m.any(axis=0))
+        if len(xs):
+            boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    return boxes

@@ -1,0 +1,1 @@
+"""Pictures: long-tail plots, curves, overlays (matplotlib, headless)."""
