@@ -9,6 +9,7 @@ Every value is checked against the dataclass field's type hint. Errors name the 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 
 T = TypeVar("T")
 COMMAND_LINE = "command line"
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -121,6 +123,7 @@ def apply_overrides(
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
+                origins[".".join(parts[: i + 1])] = COMMAND_LINE
             elif not isinstance(child, dict):
                 where = ".".join(parts[: i + 1])
                 raise ConfigError(f"{COMMAND_LINE}: {key}: {where} is not a section")
@@ -158,14 +161,14 @@ def _coerce(value: Any, tp: Any, dotted: str, origins: dict[str, str], default_s
             if type(None) in args:
                 return None
             fail(f"null is not allowed (expected {_type_name(tp)})")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own error is the useful one
+            return _coerce(value, options[0], dotted, origins, default_src)
+        for arg in options:
             try:
                 return _coerce(value, arg, dotted, origins, default_src)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                continue
         fail(f"{value!r} does not fit {_type_name(tp)}")
     if origin is Literal:
         if value in args and type(value) in {type(a) for a in args}:
@@ -213,6 +216,8 @@ def _coerce(value: Any, tp: Any, dotted: str, origins: dict[str, str], default_s
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         fail(f"expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -98,7 +98,7 @@ class InstanceDataset(torch.utils.data.Dataset):
             np.array([a.bbox for a in anns], dtype=np.float32).reshape(-1, 4).T
         )  # each (M,)
         boxes = np.stack([x, y, x + w, y + h], axis=1)  # (M, 4) xyxy
-        empty = ~masks.reshape(len(anns), -1).any(axis=1)
+        empty = ~masks.any(axis=(1, 2))
         if empty.any():
             ids = [a.id for a, e in zip(anns, empty, strict=True) if e]
             log.debug(

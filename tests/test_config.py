@@ -1,0 +1,117 @@
+"""Config loading: base chain, overrides, type checks that name file and key, round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tailseg.config import Config, ConfigError, dump, load_config
+from tailseg.config.loader import load
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Path:
+    write(tmp_path, "base.yaml", "train:\n  epochs: 20\n  lr: 0.0001\nmodel:\n  num_classes: 7\n")
+    return write(tmp_path, "child.yaml", "base: base.yaml\ntrain:\n  epochs: 3\n")
+
+
+def test_base_chain_merges_deeply(chain: Path) -> None:
+    cfg = load_config(str(chain))
+    assert cfg.train.epochs == 3  # child wins
+    assert cfg.train.lr == 1e-4  # sibling key kept from the base
+    assert cfg.model.num_classes == 7
+    assert cfg.train.batch_size == Config().train.batch_size  # dataclass default
+
+
+def test_dotted_overrides_parse_yaml_values(chain: Path) -> None:
+    cfg = load_config(
+        str(chain),
+        ["train.lr=2e-4", "eval.iou_types=[segm, bbox]", "eval.max_dets_per_image=null"],
+    )
+    assert cfg.train.lr == 2e-4
+    assert cfg.eval.iou_types == ("segm", "bbox")
+    assert cfg.eval.max_dets_per_image is None
+
+
+def test_unknown_key_names_the_file_that_set_it(tmp_path: Path, chain: Path) -> None:
+    write(tmp_path, "base.yaml", "train:\n  epochz: 20\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(chain))
+    assert str(tmp_path / "base.yaml") in str(e.value)
+    assert "train.epochz: unknown key" in str(e.value)
+
+
+def test_unknown_override_key_names_command_line(chain: Path) -> None:
+    with pytest.raises(ConfigError, match=r"command line: model\.backbone: unknown key"):
+        load_config(str(chain), ["model.backbone.depth=50"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=three", r"command line: train\.epochs: expected an integer, got 'three'"),
+        ("train.epochs=2.5", r"train\.epochs: expected an integer"),
+        ("train.epochs=true", r"train\.epochs: expected an integer"),
+        ("eval.protocol=voc", r"eval\.protocol: 'voc' is not one of 'coco', 'lvis'"),
+        ("eval.iou_types=[mask]", r"eval\.iou_types\[0\]: 'mask' is not one of"),
+        ("train.lr=-1", r"command line: train\.lr: must be > 0"),
+        ("train=3", r"train: expected a section"),
+        ("data.synth.num_classes=2", r"data\.synth\.num_classes: must be >= 3"),
+    ],
+)
+def test_wrong_types_and_values_are_rejected(chain: Path, override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(chain), [override])
+
+
+def test_wrong_type_in_file_names_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", "infer:\n  max_per_img: many\n")
+    with pytest.raises(ConfigError, match=rf"{path}: infer\.max_per_img: expected an integer"):
+        load_config(str(path))
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "broken.yaml", "train:\n  epochs: [1, 2\n")
+    with pytest.raises(ConfigError, match=rf"{path}: line \d+ column \d+ malformed YAML"):
+        load_config(str(path))
+
+
+def test_base_cycle_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "base: b.yaml\n")
+    write(tmp_path, "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(str(tmp_path / "a.yaml"))
+
+
+def test_missing_base_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yaml", "base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml: cannot read config file"):
+        load_config(str(path))
+
+
+def test_optional_section_can_be_switched_off(tmp_path: Path) -> None:
+    cfg = load_config(str(REPO / "configs" / "tiny.yaml"), ["data.synth=null"])
+    assert cfg.data.synth is None
+
+
+def test_configs_are_frozen() -> None:
+    cfg = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.epochs = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_round_trips(path: Path, tmp_path: Path) -> None:
+    cfg = load_config(str(path))
+    dumped = write(tmp_path, "resolved.yaml", dump(cfg))
+    assert load(Config, dumped) == cfg
