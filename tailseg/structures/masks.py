@@ -109,3 +109,16 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
         if len(xs):
             boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
     return boxes
+
+
+def areas(rles: list[RLE]) -> np.ndarray:
+    """Areas (N,) float64 of many RLEs.
+
+    pycocotools' `area` builds `np.array((n,), dtype=np.uint8)` internally, which overflows under
+    NumPy 2 for n > 255; it is called here on chunks of 255.
+    """
+    out = [
+        np.asarray(mask_utils.area(rles[i : i + 255]), dtype=np.float64)
+        for i in range(0, len(rles), 255)
+    ]
+    return np.concatenate(out) if out else np.zeros(0)

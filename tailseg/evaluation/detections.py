@@ -1,0 +1,168 @@
+"""Detections as columns (image, category, score, mask RLE, box), validated against the GT.
+
+Results json entries are `{image_id, category_id, score, segmentation?, bbox?}`; segmentation may
+be a compressed RLE (`counts` str), an uncompressed RLE (`counts` list) or polygons (merged into
+one RLE at the image size). Errors name the entry: ``res.json: results[12].score: NaN``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pycocotools.mask as mask_utils
+
+from tailseg.data.annotations import AnnotationFile, DataError, read_json
+
+log = logging.getLogger("tailseg.evaluation")
+
+
+@dataclass
+class Detections:
+    """D detections in results-file order.
+
+    image_ids, category_ids (D,) int64 · scores (D,) float64 · rles: D compressed RLE dicts at
+    their image's size (or None) · boxes (D, 4) float64 xywh abs px (or None).
+    """
+
+    image_ids: np.ndarray
+    category_ids: np.ndarray
+    scores: np.ndarray
+    rles: list[dict] | None = None
+    boxes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def subset(self, keep: np.ndarray) -> Detections:
+        """Detections at the sorted indices `keep`, in that order."""
+        return Detections(
+            image_ids=self.image_ids[keep],
+            category_ids=self.category_ids[keep],
+            scores=self.scores[keep],
+            rles=None if self.rles is None else [self.rles[i] for i in keep.tolist()],
+            boxes=None if self.boxes is None else self.boxes[keep],
+        )
+
+    @staticmethod
+    def empty() -> Detections:
+        z = np.zeros(0, dtype=np.int64)
+        return Detections(z, z.copy(), np.zeros(0), [], np.zeros((0, 4)))
+
+
+def _column(results: list[dict], key: str, source: str, kinds: tuple[type, ...]) -> list[Any]:
+    try:
+        values = [r[key] for r in results]
+    except (KeyError, TypeError):
+        i = next(i for i, r in enumerate(results) if not isinstance(r, dict) or key not in r)
+        what = "missing field" if isinstance(results[i], dict) else "expected an object"
+        raise DataError(f"{source}: results[{i}].{key}: {what}") from None
+    for i, v in enumerate(values):  # cheap type check; isinstance on 1M values is ~0.1 s
+        if not isinstance(v, kinds) or isinstance(v, bool):
+            raise DataError(f"{source}: results[{i}].{key}: expected a number, got {v!r:.40}")
+    return values
+
+
+def _to_rle(segm: Any, h: int, w: int, where: str) -> dict:
+    if isinstance(segm, dict):
+        size, counts = segm.get("size"), segm.get("counts")
+        if size is None or counts is None:
+            raise DataError(f"{where}: RLE needs 'size' and 'counts'")
+        if list(size) != [h, w]:
+            raise DataError(f"{where}.size: {list(size)} differs from the image size [{h}, {w}]")
+        if isinstance(counts, list):
+            return mask_utils.frPyObjects(segm, h, w)
+        if isinstance(counts, str):
+            return {"size": [h, w], "counts": counts.encode("ascii")}
+        if isinstance(counts, bytes):
+            return {"size": [h, w], "counts": counts}
+        raise DataError(f"{where}.counts: expected an RLE string or a list of run lengths")
+    if isinstance(segm, list) and segm and all(isinstance(p, list) for p in segm):
+        parts = [p for p in segm if len(p) >= 6]
+        if not parts:
+            raise DataError(f"{where}: no polygon with at least 3 points")
+        return mask_utils.merge(mask_utils.frPyObjects(parts, h, w))
+    raise DataError(f"{where}: expected an RLE object or a list of polygons")
+
+
+def from_results(
+    results: Any, gt: AnnotationFile, *, need_masks: bool, source: str = "results"
+) -> Detections:
+    """Validate a results list against `gt` and turn it into columns.
+
+    Masks are read when `need_masks` or when some result has no `bbox` (box evaluation then
+    uses the mask's tight box).
+
+    Unknown image or category ids, NaN / infinite / negative scores and masks whose size is not
+    their image's are errors naming the entry. An empty list is allowed (with a warning): every
+    class with ground truth then has AP 0.
+    """
+    if not isinstance(results, list):
+        raise DataError(f"{source}: a results file is a json list, got {type(results).__name__}")
+    if not results:
+        log.warning("%s: no detections; every class with ground truth gets AP 0", source)
+        return Detections.empty()
+    image_ids = np.array(_column(results, "image_id", source, (int,)), dtype=np.int64)
+    category_ids = np.array(_column(results, "category_id", source, (int,)), dtype=np.int64)
+    scores = np.array(_column(results, "score", source, (int, float)), dtype=np.float64)
+
+    bad = np.flatnonzero(~np.isfinite(scores) | (scores < 0))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{source}: results[{i}].score: {scores[i]!r} is not a finite number >= 0")
+    known_images = np.array(sorted(gt.image_by_id), dtype=np.int64)
+    unknown = np.flatnonzero(~np.isin(image_ids, known_images))
+    if len(unknown):
+        i = int(unknown[0])
+        raise DataError(
+            f"{source}: results[{i}].image_id: image {image_ids[i]} is not in {gt.path} "
+            f"({len(unknown)} such results)"
+        )
+    unknown = np.flatnonzero(~np.isin(category_ids, np.array(gt.category_ids)))
+    if len(unknown):
+        i = int(unknown[0])
+        raise DataError(
+            f"{source}: results[{i}].category_id: category {category_ids[i]} is not in "
+            f"{gt.path} ({len(unknown)} such results)"
+        )
+
+    has_boxes = all("bbox" in r for r in results)
+    rles = None
+    if need_masks or not has_boxes:
+        rles = []
+        for i, r in enumerate(results):
+            segm = r.get("segmentation")
+            if segm is None:
+                raise DataError(f"{source}: results[{i}].segmentation: missing field")
+            im = gt.image_by_id[r["image_id"]]
+            if (  # fast path: a compressed RLE of the right size is used as it is
+                isinstance(segm, dict)
+                and isinstance(segm.get("counts"), str)
+                and segm.get("size") == [im.height, im.width]
+            ):
+                rles.append(segm)
+            else:
+                where = f"{source}: results[{i}].segmentation"
+                rles.append(_to_rle(segm, im.height, im.width, where))
+    boxes = None
+    if has_boxes:
+        try:
+            boxes = np.array([r["bbox"] for r in results], dtype=np.float64).reshape(-1, 4)
+        except (ValueError, TypeError):
+            i = next(
+                i for i, r in enumerate(results)
+                if not (isinstance(r["bbox"], list) and len(r["bbox"]) == 4)
+            )  # fmt: skip
+            raise DataError(f"{source}: results[{i}].bbox: expected [x, y, w, h]") from None
+        if not np.isfinite(boxes).all():
+            i = int(np.flatnonzero(~np.isfinite(boxes).all(1))[0])
+            raise DataError(f"{source}: results[{i}].bbox: not finite")
+    return Detections(image_ids, category_ids, scores, rles, boxes)
+
+
+def load_results(path: str | Path, gt: AnnotationFile, *, need_masks: bool) -> Detections:
+    data = read_json(path)
+    return from_results(data, gt, need_masks=need_masks, source=str(path))
