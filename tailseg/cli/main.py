@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from tailseg import __version__
 from tailseg.cli import data as data_cmd
 from tailseg.cli import demo as demo_cmd
+from tailseg.cli import eval as eval_cmd
 from tailseg.config import ConfigError
 from tailseg.data import DataError
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data_cmd.add_parser(sub)
     demo_cmd.add_parser(sub)
+    eval_cmd.add_parser(sub)
     return parser
 
 

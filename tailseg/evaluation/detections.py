@@ -112,7 +112,8 @@ def from_results(
     bad = np.flatnonzero(~np.isfinite(scores) | (scores < 0))
     if len(bad):
         i = int(bad[0])
-        raise DataError(f"{source}: results[{i}].score: {scores[i]!r} is not a finite number >= 0")
+        value = float(scores[i])
+        raise DataError(f"{source}: results[{i}].score: {value!r} is not a finite number >= 0")
     known_images = np.array(sorted(gt.image_by_id), dtype=np.int64)
     unknown = np.flatnonzero(~np.isin(image_ids, known_images))
     if len(unknown):

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
+from tqdm import tqdm
 
 from tailseg.data.annotations import AnnotationFile
 from tailseg.evaluation.accumulate import accumulate
@@ -82,6 +83,8 @@ def _cap(keep: np.ndarray, key: np.ndarray, scores: np.ndarray, limit: int) -> n
 
 def _group_rank(sorted_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group starts and the rank of each element in its group, for a sorted key array."""
+    if len(sorted_key) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
     sizes = np.diff(np.r_[starts, len(sorted_key)])
     return starts, np.arange(len(sorted_key)) - np.repeat(starts, sizes)
@@ -151,6 +154,8 @@ def evaluate(
     gt: AnnotationFile,
     detections: Detections | list[dict],
     protocol: Protocol | None = None,
+    *,
+    progress: bool = False,
 ) -> EvalResult:
     """Evaluate detections (columns or a results list) against `gt` under `protocol`."""
     protocol = protocol or make_protocol()
@@ -238,7 +243,8 @@ def evaluate(
     g1 = np.searchsorted(gt_sorted_key, group_key, side="right")
     iou_start = np.zeros(len(starts), dtype=np.int64)
     blocks, offset = [], 0
-    for gi in np.flatnonzero(g1 > g0).tolist():
+    with_gt = np.flatnonzero(g1 > g0).tolist()
+    for gi in tqdm(with_gt, desc="IoU", unit="group", disable=not progress, leave=False):
         det_pos = np.arange(starts[gi], ends[gi])
         block = _group_ious(protocol, g, gt_order[g0[gi] : g1[gi]], rles, boxes, det_pos)
         iou_start[gi] = offset
