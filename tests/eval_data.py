@@ -38,16 +38,25 @@ def make_detections(
                 dm = shift(m, int(rng.integers(-4, 5)), int(rng.integers(-4, 5)))
                 score = round(float(rng.random()), 2)
                 out.append(
-                    {"image_id": im.id, "category_id": cid, "score": score,
-                     "segmentation": rle_json(dm)}
-                )  # fmt: skip
+                    {
+                        "image_id": im.id,
+                        "category_id": cid,
+                        "score": score,
+                        "segmentation": rle_json(dm),
+                    }
+                )
         for _ in range(junk_per_image):
             dm = np.zeros((im.height, im.width), np.uint8)
             y, x = int(rng.integers(0, im.height)), int(rng.integers(0, im.width))
             dm[y : y + int(rng.integers(2, 80)), x : x + int(rng.integers(2, 80))] = 1
-            out.append({"image_id": im.id, "category_id": int(rng.choice(cats)),
-                        "score": round(float(rng.random()) * 0.6, 2),
-                        "segmentation": rle_json(dm)})  # fmt: skip
+            out.append(
+                {
+                    "image_id": im.id,
+                    "category_id": int(rng.choice(cats)),
+                    "score": round(float(rng.random()) * 0.6, 2),
+                    "segmentation": rle_json(dm),
+                }
+            )
     order = rng.permutation(len(out))  # results files need not be grouped by image
     out = [out[i] for i in order]
     if with_bbox:

@@ -27,8 +27,12 @@ def test_coco43_counts(coco43: AnnotationFile) -> None:
     assert len(coco43.annotations) == 374
     assert sum(a.iscrowd for a in coco43.annotations) == 4
     assert sum(isinstance(a.segmentation, list) for a in coco43.annotations) == 370
-    assert sum(isinstance(a.segmentation, list) and len(a.segmentation) > 1
-               for a in coco43.annotations) == 30  # fmt: skip
+    assert (
+        sum(
+            isinstance(a.segmentation, list) and len(a.segmentation) > 1 for a in coco43.annotations
+        )
+        == 30
+    )
     assert coco43.skipped == []
     s = dataset_stats(coco43)
     assert (s["images"], s["instances"], s["categories"]) == (43, 374, 53)
@@ -111,11 +115,17 @@ def test_lvis_v1_style_image_found_by_coco_url(tmp_path) -> None:
     (tmp_path / "train2017").mkdir()
     Image.new("RGB", (4, 3)).save(tmp_path / "train2017" / "000000000009.jpg")
     data = {
-        "images": [{"id": 9, "height": 3, "width": 4,
-                    "coco_url": "http://images.cocodataset.org/train2017/000000000009.jpg"}],
+        "images": [
+            {
+                "id": 9,
+                "height": 3,
+                "width": 4,
+                "coco_url": "http://images.cocodataset.org/train2017/000000000009.jpg",
+            }
+        ],
         "categories": [{"id": 1, "name": "a", "frequency": "r"}],
         "annotations": [],
-    }  # fmt: skip
+    }
     ann = AnnotationFile.from_dict(data, "v1.json")
     assert ann.image_path(ann.images[0], tmp_path) == tmp_path / "train2017" / "000000000009.jpg"
     image, targets = InstanceDataset(ann, tmp_path)[0]

@@ -14,13 +14,31 @@ from tailseg.data import AnnotationFile, DataError, InstanceDataset
 
 SQUARE = [[1.0, 1.0, 6.0, 1.0, 6.0, 6.0, 1.0, 6.0]]
 GOOD = {
-    "images": [{"id": 1, "file_name": "a.jpg", "height": 8, "width": 10,
-                "neg_category_ids": [2], "not_exhaustive_category_ids": []}],
-    "categories": [{"id": 1, "name": "cat", "frequency": "f"},
-                   {"id": 2, "name": "dog", "frequency": "r"}],
-    "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "segmentation": SQUARE,
-                     "bbox": [1, 1, 5, 5], "area": 25}],
-}  # fmt: skip
+    "images": [
+        {
+            "id": 1,
+            "file_name": "a.jpg",
+            "height": 8,
+            "width": 10,
+            "neg_category_ids": [2],
+            "not_exhaustive_category_ids": [],
+        }
+    ],
+    "categories": [
+        {"id": 1, "name": "cat", "frequency": "f"},
+        {"id": 2, "name": "dog", "frequency": "r"},
+    ],
+    "annotations": [
+        {
+            "id": 5,
+            "image_id": 1,
+            "category_id": 1,
+            "segmentation": SQUARE,
+            "bbox": [1, 1, 5, 5],
+            "area": 25,
+        }
+    ],
+}
 
 
 def write(tmp_path: Path, data: object, name: str = "gt.json") -> Path:
@@ -61,25 +79,37 @@ def test_missing_file(tmp_path: Path) -> None:
         ({"categories": []}, r"<root>\.images: missing field"),
         ({**GOOD, "images": []}, r"images: the dataset has no images"),
         ({**GOOD, "categories": []}, r"categories: the dataset has no categories"),
-        (edited(annotations__0__category_id=999),
-         r"annotations\[0\] \(id 5\)\.category_id: unknown category id 999"),
-        (edited(annotations__0__image_id=3),
-         r"annotations\[0\] \(id 5\)\.image_id: unknown image id 3"),
-        (edited(images__0__neg_category_ids=[7]),
-         r"images\[0\] \(id 1\)\.neg_category_ids: unknown category id 7"),
+        (
+            edited(annotations__0__category_id=999),
+            r"annotations\[0\] \(id 5\)\.category_id: unknown category id 999",
+        ),
+        (
+            edited(annotations__0__image_id=3),
+            r"annotations\[0\] \(id 5\)\.image_id: unknown image id 3",
+        ),
+        (
+            edited(images__0__neg_category_ids=[7]),
+            r"images\[0\] \(id 1\)\.neg_category_ids: unknown category id 7",
+        ),
         (edited(images__0__height="8"), r"images\[0\] \(id 1\)\.height: expected int"),
         (edited(images__0__width=0), r"images\[0\] \(id 1\)\.height/width: must be positive"),
         (edited(categories__1__id=1), r"categories\[1\]\.id: duplicate category id 1"),
         (edited(categories__0__frequency="x"), r"categories\[0\]\.frequency: expected 'r'"),
-        (edited(annotations__0__segmentation=[[1, 2, 3]]),
-         r"annotations\[0\] \(id 5\): segmentation\[0\]: polygon has an odd number"),
+        (
+            edited(annotations__0__segmentation=[[1, 2, 3]]),
+            r"annotations\[0\] \(id 5\): segmentation\[0\]: polygon has an odd number",
+        ),
         (edited(annotations__0__bbox=[1, 2]), r"annotations\[0\] \(id 5\)\.bbox: expected"),
-        (edited(annotations__0__segmentation={"size": [4, 4], "counts": "abc"}),
-         r"segmentation\.size: \[4, 4\] differs from image 1's size \[8, 10\]"),
-        ({**GOOD, "annotations": [GOOD["annotations"][0]] * 2},
-         r"annotations\[1\] \(id 5\)\.id: duplicate annotation id 5"),
+        (
+            edited(annotations__0__segmentation={"size": [4, 4], "counts": "abc"}),
+            r"segmentation\.size: \[4, 4\] differs from image 1's size \[8, 10\]",
+        ),
+        (
+            {**GOOD, "annotations": [GOOD["annotations"][0]] * 2},
+            r"annotations\[1\] \(id 5\)\.id: duplicate annotation id 5",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_fields_are_named(tmp_path: Path, data: dict, message: str) -> None:
     path = write(tmp_path, data)
     with pytest.raises(DataError, match=message) as e:
@@ -137,3 +167,19 @@ def test_dataset_without_annotated_images_is_an_error(tmp_path: Path) -> None:
     ann = AnnotationFile.load(write(tmp_path, {**GOOD, "annotations": []}))
     with pytest.raises(DataError, match="no images with annotations"):
         InstanceDataset(ann, tmp_path, only_annotated=True)
+
+
+def test_evaluation_mode_keeps_degenerate_instances_as_empty_masks(tmp_path: Path) -> None:
+    data = copy.deepcopy(GOOD)
+    data["annotations"].append(
+        {
+            **data["annotations"][0],
+            "id": 6,
+            "bbox": [0, 0, 0, 0],
+            "area": 0,
+            "segmentation": [[1.0, 1.0, 2.0, 2.0]],
+        }
+    )
+    ann = AnnotationFile.load(write(tmp_path, data), keep_degenerate=True)
+    assert [a.id for a in ann.annotations] == [5, 6] and not ann.skipped
+    assert ann.mask(ann.annotations[1]).sum() == 0

@@ -22,19 +22,40 @@ def rect(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
 
 def gt_file(neg: list[int] = (), not_exhaustive: list[int] = ()) -> AnnotationFile:
     """One image; class 1 has one instance, the 10×10 square at (0, 0)."""
-    return AnnotationFile.from_dict({
-        "images": [{"id": 1, "file_name": "x.jpg", "height": H, "width": W,
+    return AnnotationFile.from_dict(
+        {
+            "images": [
+                {
+                    "id": 1,
+                    "file_name": "x.jpg",
+                    "height": H,
+                    "width": W,
                     "neg_category_ids": list(neg),
-                    "not_exhaustive_category_ids": list(not_exhaustive)}],
-        "categories": [{"id": c, "name": f"c{c}", "frequency": "f"} for c in (1, 2, 3)],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "area": 100,
-                         "bbox": [0, 0, 10, 10], "segmentation": rle_json(rect(0, 0, 10, 10))}],
-    })  # fmt: skip
+                    "not_exhaustive_category_ids": list(not_exhaustive),
+                }
+            ],
+            "categories": [{"id": c, "name": f"c{c}", "frequency": "f"} for c in (1, 2, 3)],
+            "annotations": [
+                {
+                    "id": 1,
+                    "image_id": 1,
+                    "category_id": 1,
+                    "area": 100,
+                    "bbox": [0, 0, 10, 10],
+                    "segmentation": rle_json(rect(0, 0, 10, 10)),
+                }
+            ],
+        }
+    )
 
 
 def det(mask: np.ndarray, score: float, category: int = 1, image: int = 1) -> dict:
-    return {"image_id": image, "category_id": category, "score": score,
-            "segmentation": rle_json(mask)}  # fmt: skip
+    return {
+        "image_id": image,
+        "category_id": category,
+        "score": score,
+        "segmentation": rle_json(mask),
+    }
 
 
 # Detection a, the top 10×6 of the square, has IoU 60/100 = 0.6 with it; b is the square itself
@@ -114,11 +135,13 @@ def test_empty_results_warn_and_give_zero(caplog: pytest.LogCaptureFixture) -> N
         ({"score": float("nan")}, r"results\[1\]\.score: nan is not a finite number >= 0"),
         ({"score": -0.5}, r"results\[1\]\.score: -0\.5 is not a finite number"),
         ({"score": "high"}, r"results\[1\]\.score: expected a number"),
-        ({"segmentation": rle_json(np.zeros((5, 5)))},
-         r"results\[1\]\.segmentation\.size: \[5, 5\] differs from the image size \[40, 40\]"),
+        (
+            {"segmentation": rle_json(np.zeros((5, 5)))},
+            r"results\[1\]\.segmentation\.size: \[5, 5\] differs from the image size \[40, 40\]",
+        ),
         ({"segmentation": None}, r"results\[1\]\.segmentation: missing field"),
     ],
-)  # fmt: skip
+)
 def test_bad_results_are_named(bad: dict, message: str) -> None:
     with pytest.raises(DataError, match=message):
         evaluate(gt_file(), [A, B | bad], make_protocol("lvis"))

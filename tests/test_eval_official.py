@@ -22,8 +22,15 @@ from tests.eval_data import make_detections
 
 @pytest.fixture(scope="module")
 def synth_val(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = SynthConfig(num_classes=15, train_images=30, val_images=25, seed=5,
-                      min_side=64, max_side=128, max_objects=8)  # fmt: skip
+    cfg = SynthConfig(
+        num_classes=15,
+        train_images=30,
+        val_images=25,
+        seed=5,
+        min_side=64,
+        max_side=128,
+        max_objects=8,
+    )
     return generate(tmp_path_factory.mktemp("evalsynth"), cfg, progress=False).val_json
 
 

@@ -61,8 +61,22 @@ def test_bad_override_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_synth_command_writes_a_loadable_benchmark(tmp_path: Path, capsys) -> None:
-    args = ["data", "synth", "--out", str(tmp_path), "--num-classes", "6", "--train-images",
-            "8", "--val-images", "4", "--min-side", "48", "--max-side", "64"]  # fmt: skip
+    args = [
+        "data",
+        "synth",
+        "--out",
+        str(tmp_path),
+        "--num-classes",
+        "6",
+        "--train-images",
+        "8",
+        "--val-images",
+        "4",
+        "--min-side",
+        "48",
+        "--max-side",
+        "64",
+    ]
     assert main(args) == 0
     assert "images 8" in capsys.readouterr().out
     assert len(AnnotationFile.load(tmp_path / "val.json").images) == 4
@@ -72,8 +86,12 @@ def test_synth_command_writes_a_loadable_benchmark(tmp_path: Path, capsys) -> No
 
 def test_demo_writes_config_stats_and_pictures(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    overrides = ["data.synth.train_images=10", "data.synth.val_images=4",
-                 "data.synth.min_side=48", "data.synth.max_side=64"]  # fmt: skip
+    overrides = [
+        "data.synth.train_images=10",
+        "data.synth.val_images=4",
+        "data.synth.min_side=48",
+        "data.synth.max_side=64",
+    ]
     assert main(["demo", "tiny", *overrides, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     for name in ("config.yaml", "train_stats.json", "train_long_tail.png", "val_long_tail.png"):

@@ -23,8 +23,9 @@ from tailseg.data.synth.classes import (
 from tailseg.data.synth.generate import assign_classes
 from tests.conftest import shared_path
 
-SMALL = SynthConfig(num_classes=12, train_images=40, val_images=12, seed=3,
-                    min_side=64, max_side=96, max_objects=6)  # fmt: skip
+SMALL = SynthConfig(
+    num_classes=12, train_images=40, val_images=12, seed=3, min_side=64, max_side=96, max_objects=6
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +125,12 @@ def test_instances_do_not_overlap_and_boxes_are_tight(synth) -> None:
             m = ann.mask(a)
             union += m
             ys, xs = np.nonzero(m)
-            assert list(a.bbox) == [xs.min(), ys.min(), xs.max() - xs.min() + 1,
-                                    ys.max() - ys.min() + 1]  # fmt: skip
+            assert list(a.bbox) == [
+                xs.min(),
+                ys.min(),
+                xs.max() - xs.min() + 1,
+                ys.max() - ys.min() + 1,
+            ]
             assert a.area == m.sum()
             polygons += isinstance(a.segmentation, list)
         assert union.max() <= 1  # occluded objects are annotated by their visible pixels
@@ -158,8 +163,9 @@ def _digest(folder: Path) -> str:
 
 
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path) -> None:
-    tiny = SynthConfig(num_classes=5, train_images=6, val_images=3, seed=9,
-                       min_side=48, max_side=64, max_objects=3)  # fmt: skip
+    tiny = SynthConfig(
+        num_classes=5, train_images=6, val_images=3, seed=9, min_side=48, max_side=64, max_objects=3
+    )
     generate(tmp_path / "a", tiny, progress=False)
     generate(tmp_path / "b", tiny, progress=False)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from tailseg.data import AnnotationFile
@@ -51,15 +52,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs = {k: getattr(args, k) for k in ("max_dets_per_image", "max_dets_per_class")
-              if hasattr(args, k)}  # fmt: skip
+    kwargs = {
+        k: getattr(args, k)
+        for k in ("max_dets_per_image", "max_dets_per_class")
+        if hasattr(args, k)
+    }
     try:
         protocol = make_protocol(args.protocol, args.iou_type, dilation=args.dilation, **kwargs)
     except ValueError as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    gt = AnnotationFile.load(args.gt, allow_empty=False)
+    gt = AnnotationFile.load(args.gt, keep_degenerate=True)
     dets = load_results(args.results, gt, need_masks=protocol.iou_type != "bbox")
     result = evaluate(gt, dets, protocol, progress=True)
     print(format_result(result))

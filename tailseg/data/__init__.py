@@ -1,6 +1,19 @@
-"""Datasets: LVIS/COCO json, the synthetic benchmark, statistics."""
+"""Datasets: LVIS/COCO json, the synthetic benchmark, statistics.
+
+`InstanceDataset` (which needs torch) is imported on first use, so that json-only work such as
+evaluation starts without loading torch.
+"""
+
+from typing import Any
 
 from tailseg.data.annotations import AnnotationFile, DataError
-from tailseg.data.dataset import InstanceDataset, collate
 
 __all__ = ["AnnotationFile", "DataError", "InstanceDataset", "collate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("InstanceDataset", "collate"):
+        from tailseg.data import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'tailseg.data' has no attribute {name!r}")

@@ -11,7 +11,6 @@ Category ids map to contiguous labels 0..C-1 in ascending id order (`label_of`, 
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 
 from tailseg.structures import masks as mask_ops
 
@@ -62,19 +62,19 @@ class Annotation:
 
 
 def read_json(path: str | Path) -> Any:
-    """Parse a (optionally .gz) json file; errors name the file and the position."""
+    """Parse a (optionally .gz) json file with orjson; errors name the file and the position."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            return json.load(f)
+        with opener(path, "rb") as f:
+            return orjson.loads(f.read())
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
+    except orjson.JSONDecodeError as e:
         raise DataError(
             f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
         ) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise DataError(f"{path}: cannot read ({e})") from None
 
 
@@ -141,13 +141,28 @@ class AnnotationFile:
         return len(self.categories)
 
     @classmethod
-    def load(cls, path: str | Path, *, allow_empty: bool = False) -> AnnotationFile:
+    def load(
+        cls, path: str | Path, *, allow_empty: bool = False, keep_degenerate: bool = False
+    ) -> AnnotationFile:
+        """Read and check a json file.
+
+        `keep_degenerate=True` keeps zero-area instances and polygons without three points (as
+        empty masks) instead of skipping them: evaluation needs this, because the official tools
+        count such ground truth (it can never be matched, so it lowers recall).
+        """
         path = Path(path)
-        return cls.from_dict(read_json(path), path, allow_empty=allow_empty)
+        return cls.from_dict(
+            read_json(path), path, allow_empty=allow_empty, keep_degenerate=keep_degenerate
+        )
 
     @classmethod
     def from_dict(
-        cls, data: Any, path: str | Path = "<dict>", *, allow_empty: bool = False
+        cls,
+        data: Any,
+        path: str | Path = "<dict>",
+        *,
+        allow_empty: bool = False,
+        keep_degenerate: bool = False,
     ) -> AnnotationFile:
         path = Path(path)
         chk = _Checker(path)
@@ -213,7 +228,9 @@ class AnnotationFile:
         skipped: list[str] = []
         seen_ids: set[int] = set()
         for i, a in enumerate(raw_anns):
-            ann = _parse_annotation(chk, i, a, images, categories, seen_ids, skipped)
+            ann = _parse_annotation(
+                chk, i, a, images, categories, seen_ids, skipped, keep_degenerate
+            )
             if ann is not None:
                 annotations.append(ann)
         if skipped:
@@ -269,6 +286,7 @@ def _parse_annotation(
     categories: dict[int, Category],
     seen_ids: set[int],
     skipped: list[str],
+    keep_degenerate: bool,
 ) -> Annotation | None:
     where = f"annotations[{i}]"
     if not isinstance(a, dict):
@@ -290,7 +308,7 @@ def _parse_annotation(
             parts, dropped = mask_ops.clean_polygons(segm)
         except mask_ops.SegmentationError as e:
             raise chk.fail(where, str(e)) from None
-        if not parts:
+        if not parts and not keep_degenerate:
             skipped.append(f"{where}: degenerate polygon ({'; '.join(dropped) or 'no parts'})")
             return None
         segm = parts
@@ -298,7 +316,8 @@ def _parse_annotation(
     if len(bbox) != 4 or not all(isinstance(v, int | float) for v in bbox):
         raise chk.fail(f"{where}.bbox", f"expected [x, y, w, h], got {bbox!r:.60}")
     area = chk.get(a, "area", where, (int, float), required=False)
-    if bbox[2] <= 0 or bbox[3] <= 0 or (area is not None and area <= 0):
+    zero = bbox[2] <= 0 or bbox[3] <= 0 or (area is not None and area <= 0)
+    if zero and not keep_degenerate:
         skipped.append(f"{where}: zero-area instance (bbox {bbox}, area {area})")
         return None
     iscrowd = chk.get(a, "iscrowd", where, int, required=False) or 0

@@ -12,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from tailseg.data.annotations import AnnotationFile, DataError, ImageInfo
-from tailseg.structures import Targets
+from tailseg.structures.targets import Targets
 
 log = logging.getLogger("tailseg.data")
 

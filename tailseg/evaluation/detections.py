@@ -48,22 +48,99 @@ class Detections:
         )
 
     @staticmethod
+    def from_predictions(gt: AnnotationFile, predictions: list[dict[str, Any]]) -> Detections:
+        """Columns from per-image model outputs, no json involved (the trainer's path).
+
+        Each prediction: `image_id` (int), `labels` (N,) contiguous 0..C-1, `scores` (N,), and
+        `masks` (N, H, W) bool at the image's size and/or `rles` (N compressed RLEs) and/or
+        `boxes` (N, 4) xyxy abs px. Arrays may be NumPy or torch tensors (on any device).
+        """
+        ids, cats, scores, rles, boxes = [], [], [], [], []
+        with_masks = all("masks" in p or "rles" in p for p in predictions)
+        with_boxes = all("boxes" in p for p in predictions)
+        for n, p in enumerate(predictions):
+            where = f"predictions[{n}]"
+            iid = int(p["image_id"])
+            im = gt.image_by_id.get(iid)
+            if im is None:
+                raise DataError(f"{where}.image_id: image {iid} is not in {gt.path}")
+            labels = _numpy(p["labels"]).astype(np.int64).reshape(-1)
+            if len(labels) and (labels.min() < 0 or labels.max() >= gt.num_classes):
+                raise DataError(f"{where}.labels: outside 0..{gt.num_classes - 1}")
+            sc = _numpy(p["scores"]).astype(np.float64).reshape(-1)
+            if len(sc) != len(labels):
+                raise DataError(f"{where}.scores: {len(sc)} scores for {len(labels)} labels")
+            ids.append(np.full(len(labels), iid, dtype=np.int64))
+            cats.append(np.asarray(gt.category_ids, dtype=np.int64)[labels])
+            scores.append(sc)
+            if with_masks:
+                rles += _prediction_rles(p, im.height, im.width, len(labels), where)
+            if with_boxes:
+                b = _numpy(p["boxes"]).astype(np.float64).reshape(-1, 4)
+                boxes.append(np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1))
+        if not predictions:
+            return Detections.empty()
+        out = Detections(
+            np.concatenate(ids),
+            np.concatenate(cats),
+            np.concatenate(scores),
+            rles if with_masks else None,
+            np.concatenate(boxes) if with_boxes else None,
+        )
+        bad = np.flatnonzero(~np.isfinite(out.scores) | (out.scores < 0))
+        if len(bad):
+            raise DataError(f"predictions: score {out.scores[bad[0]]} is not a finite number >= 0")
+        return out
+
+    @staticmethod
     def empty() -> Detections:
         z = np.zeros(0, dtype=np.int64)
         return Detections(z, z.copy(), np.zeros(0), [], np.zeros((0, 4)))
 
 
-def _column(results: list[dict], key: str, source: str, kinds: tuple[type, ...]) -> list[Any]:
+def _column(results: list[dict], key: str, source: str, kinds: str) -> np.ndarray:
+    """One field of every result as an array whose dtype kind is in `kinds` ("i" or "if")."""
     try:
         values = [r[key] for r in results]
     except (KeyError, TypeError):
         i = next(i for i, r in enumerate(results) if not isinstance(r, dict) or key not in r)
         what = "missing field" if isinstance(results[i], dict) else "expected an object"
         raise DataError(f"{source}: results[{i}].{key}: {what}") from None
-    for i, v in enumerate(values):  # cheap type check; isinstance on 1M values is ~0.1 s
-        if not isinstance(v, kinds) or isinstance(v, bool):
-            raise DataError(f"{source}: results[{i}].{key}: expected a number, got {v!r:.40}")
-    return values
+    try:
+        arr = np.array(values)
+    except (ValueError, OverflowError):
+        arr = np.array(values, dtype=object)
+    if arr.ndim == 1 and arr.dtype.kind in kinds:
+        return arr
+    expected = "an integer" if kinds == "i" else "a number"
+    for i, v in enumerate(values):  # slow path, only to name the offending entry
+        ok = isinstance(v, int) if kinds == "i" else isinstance(v, int | float)
+        if not ok or isinstance(v, bool):
+            raise DataError(f"{source}: results[{i}].{key}: expected {expected}, got {v!r:.40}")
+    raise DataError(f"{source}: results: {key}: expected {expected} in every result")
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """NumPy view of a NumPy array or a torch tensor (moved to the CPU), without importing torch."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _prediction_rles(p: dict[str, Any], h: int, w: int, n: int, where: str) -> list[dict]:
+    if "rles" in p:
+        rles = list(p["rles"])
+        for r in rles:
+            if list(r["size"]) != [h, w]:
+                raise DataError(f"{where}.rles: size {r['size']} differs from the image [{h}, {w}]")
+    else:
+        masks = _numpy(p["masks"]).astype(np.uint8)
+        if masks.shape != (n, h, w):
+            raise DataError(f"{where}.masks: shape {masks.shape}, expected ({n}, {h}, {w})")
+        rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0))) if n else []
+    if len(rles) != n:
+        raise DataError(f"{where}.rles: {len(rles)} masks for {n} labels")
+    return rles
 
 
 def _to_rle(segm: Any, h: int, w: int, where: str) -> dict:
@@ -105,9 +182,9 @@ def from_results(
     if not results:
         log.warning("%s: no detections; every class with ground truth gets AP 0", source)
         return Detections.empty()
-    image_ids = np.array(_column(results, "image_id", source, (int,)), dtype=np.int64)
-    category_ids = np.array(_column(results, "category_id", source, (int,)), dtype=np.int64)
-    scores = np.array(_column(results, "score", source, (int, float)), dtype=np.float64)
+    image_ids = _column(results, "image_id", source, "i").astype(np.int64)
+    category_ids = _column(results, "category_id", source, "i").astype(np.int64)
+    scores = _column(results, "score", source, "if").astype(np.float64)
 
     bad = np.flatnonzero(~np.isfinite(scores) | (scores < 0))
     if len(bad):
@@ -154,9 +231,10 @@ def from_results(
             boxes = np.array([r["bbox"] for r in results], dtype=np.float64).reshape(-1, 4)
         except (ValueError, TypeError):
             i = next(
-                i for i, r in enumerate(results)
+                i
+                for i, r in enumerate(results)
                 if not (isinstance(r["bbox"], list) and len(r["bbox"]) == 4)
-            )  # fmt: skip
+            )
             raise DataError(f"{source}: results[{i}].bbox: expected [x, y, w, h]") from None
         if not np.isfinite(boxes).all():
             i = int(np.flatnonzero(~np.isfinite(boxes).all(1))[0])

@@ -19,6 +19,7 @@ are computed only for pairs with mask IoU >= 0.5 — the result is exact, not ap
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ from tailseg.evaluation.protocol import (
     make_protocol,
 )
 from tailseg.structures import masks as mask_ops
+
+log = logging.getLogger("tailseg.evaluation")
 
 
 @dataclass
@@ -95,7 +98,8 @@ class _GroundTruth:
 
     def __init__(self, gt: AnnotationFile, protocol: Protocol) -> None:
         self.file = gt
-        self.img_rank = {iid: r for r, iid in enumerate(sorted(gt.image_by_id))}
+        self.image_ids = np.array(sorted(gt.image_by_id), dtype=np.int64)
+        self.img_rank = {iid: r for r, iid in enumerate(self.image_ids.tolist())}
         anns = gt.annotations
         self.anns = anns
         self.img = np.array([self.img_rank[a.image_id] for a in anns], dtype=np.int64)
@@ -159,6 +163,13 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate detections (columns or a results list) against `gt` under `protocol`."""
     protocol = protocol or make_protocol()
+    if gt.skipped:
+        log.warning(
+            "%s: %d ground-truth annotations were skipped when loading; the official tools "
+            "count them (load with keep_degenerate=True for exact numbers)",
+            gt.path,
+            len(gt.skipped),
+        )
     need_masks = protocol.iou_type != "bbox"
     if not isinstance(detections, Detections):
         detections = from_results(detections, gt, need_masks=need_masks)
@@ -171,7 +182,8 @@ def evaluate(
 
     # 1. caps over the whole results list
     keep = np.arange(len(dets))
-    label_all = np.array([label_of[c] for c in dets.category_ids.tolist()], dtype=np.int64)
+    # category ids → labels and image ids → ranks (both id lists are sorted; ids were validated)
+    label_all = np.searchsorted(np.asarray(gt.category_ids), dets.category_ids)
     if protocol.name != "coco" and protocol.max_dets_per_image is not None:
         keep = _cap(keep, dets.image_ids, dets.scores, protocol.max_dets_per_image)
     classes_at_cap: list[int] = []
@@ -185,7 +197,7 @@ def evaluate(
     num_after_caps = len(keep)
 
     # 2. federated filter and not-exhaustive flags
-    img = np.array([g.img_rank[i] for i in dets.image_ids[keep].tolist()], dtype=np.int64)
+    img = np.searchsorted(g.image_ids, dets.image_ids[keep])
     label = label_all[keep]
     key = img * k_n + label
     gt_key = g.img * k_n + g.label
@@ -254,9 +266,21 @@ def evaluate(
 
     # 5. matching, 6. accumulation per class (ties: image id, then results order)
     matched, matched_ig = match_groups(
-        starts, ends, gt_order, g0, g1, iou_start, ious,
-        g.area, g.ignore, g.crowd, AREA_LO, AREA_HI, IOU_THRS, len(key),
-    )  # fmt: skip
+        starts,
+        ends,
+        gt_order,
+        g0,
+        g1,
+        iou_start,
+        ious,
+        g.area,
+        g.ignore,
+        g.crowd,
+        AREA_LO,
+        AREA_HI,
+        IOU_THRS,
+        len(key),
+    )
     order = np.lexsort((keep, img, -scores, label))
     cls_start = np.searchsorted(label[order], np.arange(k_n), side="left")
     cls_end = np.searchsorted(label[order], np.arange(k_n), side="right")
@@ -266,10 +290,23 @@ def evaluate(
         num_gt[:, a] = np.bincount(g.label[ok], minlength=k_n)
     max_ranks = protocol.coco_max_dets if protocol.name == "coco" else (len(key) + 1,)
     runs = [
-        accumulate(order, cls_start, cls_end, rank, m, matched, matched_ig, area,
-                   not_exhaustive, num_gt, AREA_LO, AREA_HI, REC_THRS)
+        accumulate(
+            order,
+            cls_start,
+            cls_end,
+            rank,
+            m,
+            matched,
+            matched_ig,
+            area,
+            not_exhaustive,
+            num_gt,
+            AREA_LO,
+            AREA_HI,
+            REC_THRS,
+        )
         for m in max_ranks
-    ]  # fmt: skip
+    ]
     precision = np.stack([p for p, _ in runs], axis=-1)  # (T, R, K, A, M)
     recall = np.stack([r for _, r in runs], axis=-1)  # (T, K, A, M)
     if protocol.name != "coco":
@@ -281,16 +318,28 @@ def evaluate(
     for k, c in enumerate(gt.categories):
         p = precision[:, :, k, 0, -1] if protocol.name == "coco" else precision[:, :, k, 0]
         valid = p[p > -1]
-        per_class.append({
-            "id": c.id, "name": c.name, "frequency": c.frequency,
-            "AP": float(np.mean(valid)) if valid.size else -1.0,
-            "num_gt": int(num_gt[k, 0]), "detections": int(det_count[k]),
-            "image_count": c.image_count,
-        })  # fmt: skip
+        per_class.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "frequency": c.frequency,
+                "AP": float(np.mean(valid)) if valid.size else -1.0,
+                "num_gt": int(num_gt[k, 0]),
+                "detections": int(det_count[k]),
+                "image_count": c.image_count,
+            }
+        )
     return EvalResult(
-        protocol, stats, per_class, classes_at_cap, len(dets), num_after_caps, len(key),
-        precision, recall,
-    )  # fmt: skip
+        protocol,
+        stats,
+        per_class,
+        classes_at_cap,
+        len(dets),
+        num_after_caps,
+        len(key),
+        precision,
+        recall,
+    )
 
 
 def _mean(s: np.ndarray) -> float:

@@ -29,7 +29,8 @@ def format_result(result: EvalResult) -> str:
     keys = p.stat_keys
     lines.append("  ".join(f"{k:>6}" for k in keys))
     lines.append(
-        "  ".join(f"{100 * result.stats[k]:6.2f}" if result.stats[k] >= 0 else f"{'n/a':>6}"
-                  for k in keys)
-    )  # fmt: skip
+        "  ".join(
+            f"{100 * result.stats[k]:6.2f}" if result.stats[k] >= 0 else f"{'n/a':>6}" for k in keys
+        )
+    )
     return "\n".join(lines)

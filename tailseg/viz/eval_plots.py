@@ -34,8 +34,13 @@ def plot_ap_vs_images(result: EvalResult, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for g in "rcf":
         sel = [c for c in rows if c["frequency"] == g]
-        ax.scatter([c["image_count"] for c in sel], [100 * c["AP"] for c in sel], s=14,
-                   color=FREQ_COLORS[g], label=f"{FREQ_NAMES[g]} ({len(sel)})")  # fmt: skip
+        ax.scatter(
+            [c["image_count"] for c in sel],
+            [100 * c["AP"] for c in sel],
+            s=14,
+            color=FREQ_COLORS[g],
+            label=f"{FREQ_NAMES[g]} ({len(sel)})",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("training images of the class (category image_count)")
     ax.set_ylabel("AP (%)")

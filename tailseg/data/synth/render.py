@@ -42,9 +42,22 @@ def unit_shape(app: Appearance) -> np.ndarray:
     elif s == "cross":
         a, b = 0.33, 1.0
         pts = np.array(
-            [[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a],
-             [-b, a], [-b, -a], [-a, -a]], dtype=float,
-        )  # fmt: skip
+            [
+                [-a, -b],
+                [a, -b],
+                [a, -a],
+                [b, -a],
+                [b, a],
+                [a, a],
+                [a, b],
+                [-a, b],
+                [-a, a],
+                [-b, a],
+                [-b, -a],
+                [-a, -a],
+            ],
+            dtype=float,
+        )
     elif s == "crescent":
         outer = _arc(20, 1.0, 1.0, 0.5 * math.pi, 1.5 * math.pi)
         inner = _arc(16, 0.4, 1.0, 1.5 * math.pi, 0.5 * math.pi)[1:-1]
