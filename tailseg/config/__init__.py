@@ -2,23 +2,29 @@
 
 from tailseg.config.loader import ConfigError, dump, from_dict, load, to_dict
 from tailseg.config.schema import (
+    BackboneConfig,
     Config,
     DataConfig,
     EvalConfig,
     InferConfig,
     ModelConfig,
+    RoIConfig,
+    RPNConfig,
     SplitConfig,
     SynthConfig,
     TrainConfig,
 )
 
 __all__ = [
+    "BackboneConfig",
     "Config",
     "ConfigError",
     "DataConfig",
     "EvalConfig",
     "InferConfig",
     "ModelConfig",
+    "RPNConfig",
+    "RoIConfig",
     "SplitConfig",
     "SynthConfig",
     "TrainConfig",

@@ -61,8 +61,78 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class BackboneConfig:
+    """`resnet` (torchvision layout) or `swin` (detection variant)."""
+
+    kind: Literal["resnet", "swin"] = "resnet"
+    depth: int = 50  # resnet: 14, 26, 50, 101
+    base_width: int = 64  # resnet: channels of the stem; 64 is the standard width
+    frozen_stages: int = 1  # stem + this many stages take no gradient
+    embed_dim: int = 96  # swin
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
+    drop_path: float = 0.2
+    pretrained: str = ""  # torchvision ResNet or official Swin checkpoint (.pth)
+
+    def __post_init__(self) -> None:
+        _check(self.base_width >= 4, "base_width", "must be >= 4")
+        _check(len(self.depths) == len(self.num_heads) == 4, "depths", "need 4 stages")
+        _check(0.0 <= self.drop_path < 1.0, "drop_path", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class RPNConfig:
+    anchor_scales: tuple[float, ...] = (8.0,)
+    anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    pos_iou: float = 0.7
+    neg_iou: float = 0.3
+    num_samples: int = 256
+    pos_fraction: float = 0.5
+    train_pre_nms: int = 2000
+    train_proposals: int = 2000
+    test_pre_nms: int = 1000
+    test_proposals: int = 1000
+    nms_iou: float = 0.7
+
+
+@dataclass(frozen=True)
+class RoIConfig:
+    """The cascade: per-stage IoU thresholds, loss weights and delta stds; heads' sizes."""
+
+    stage_ious: tuple[float, ...] = (0.5, 0.6, 0.7)
+    stage_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+    stage_stds: tuple[tuple[float, ...], ...] = (
+        (0.1, 0.1, 0.2, 0.2),
+        (0.05, 0.05, 0.1, 0.1),
+        (0.033, 0.033, 0.067, 0.067),
+    )
+    num_samples: int = 512
+    pos_fraction: float = 0.25
+    fc_dim: int = 1024
+    mask_conv_dim: int = 256
+    mask_num_convs: int = 4
+    classifier: Literal["linear", "cosine"] = "linear"
+    temperature: float = 20.0
+    cls_loss: Literal["softmax"] = "softmax"
+    box_loss_weight: float = 1.0
+    mask_head: Literal["htc"] = "htc"
+
+    def __post_init__(self) -> None:
+        n = len(self.stage_ious)
+        _check(n >= 1, "stage_ious", "need at least one stage")
+        _check(len(self.stage_weights) == n, "stage_weights", f"need {n} values (one per stage)")
+        _check(len(self.stage_stds) == n, "stage_stds", f"need {n} values (one per stage)")
+        _check(all(len(s) == 4 for s in self.stage_stds), "stage_stds", "each needs 4 values")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     num_classes: int = 1203
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    fpn_channels: int = 256
+    rpn: RPNConfig = field(default_factory=RPNConfig)
+    roi: RoIConfig = field(default_factory=RoIConfig)
 
     def __post_init__(self) -> None:
         _check(self.num_classes >= 1, "num_classes", "must be >= 1")
@@ -96,10 +166,12 @@ class EvalConfig:
 class InferConfig:
     max_per_img: int = 300
     score_thr: float = 1e-4
+    nms_iou: float = 0.5
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_per_img <= 10000, "max_per_img", "must be in 1..10000")
         _check(0.0 <= self.score_thr < 1.0, "score_thr", "must be in [0, 1)")
+        _check(0.0 < self.nms_iou <= 1.0, "nms_iou", "must be in (0, 1]")
 
 
 @dataclass(frozen=True)

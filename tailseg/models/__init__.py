@@ -1,0 +1,1 @@
+"""Models: backbones, necks, heads, losses, target assignment and the HTC detector."""

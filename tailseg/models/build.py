@@ -1,0 +1,113 @@
+"""The one place where a config becomes modules (an explicit `match` on each `kind`)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tailseg.config import BackboneConfig, InferConfig, ModelConfig
+from tailseg.models.assign import AnchorGenerator, BoxCoder, Matcher, Sampler
+from tailseg.models.backbones.resnet import ResNet, load_checkpoint_file
+from tailseg.models.detectors.htc import HybridTaskCascade, RoISettings, Stage
+from tailseg.models.detectors.rpn import RPN, ProposalSettings
+from tailseg.models.heads import BoxHead, HTCMaskHead, MultiLevelRoIAlign, RPNHead
+from tailseg.models.losses import ClassificationLoss, SoftmaxCrossEntropy
+from tailseg.models.necks import FPN
+
+
+def build_backbone(cfg: BackboneConfig) -> nn.Module:
+    match cfg.kind:
+        case "resnet":
+            backbone = ResNet(cfg.depth, cfg.base_width, cfg.frozen_stages)
+            if cfg.pretrained:
+                backbone.load_torchvision(load_checkpoint_file(cfg.pretrained))
+            return backbone
+        case "swin":
+            from tailseg.models.backbones.swin import SwinTransformer, load_official_swin
+
+            backbone = SwinTransformer(
+                embed_dim=cfg.embed_dim,
+                depths=cfg.depths,
+                num_heads=cfg.num_heads,
+                window_size=cfg.window_size,
+                drop_path=cfg.drop_path,
+                frozen_stages=cfg.frozen_stages - 1,
+            )
+            if cfg.pretrained:
+                load_official_swin(backbone, load_checkpoint_file(cfg.pretrained))
+            return backbone
+    raise ValueError(f"backbone.kind: unknown {cfg.kind!r}")
+
+
+def build_cls_loss(kind: str) -> ClassificationLoss:
+    match kind:
+        case "softmax":
+            return SoftmaxCrossEntropy()
+    raise ValueError(f"roi.cls_loss: unknown {kind!r}")
+
+
+def build_mask_head(kind: str, cfg: ModelConfig, stage: int) -> nn.Module:
+    match kind:
+        case "htc":
+            return HTCMaskHead(
+                cfg.fpn_channels,
+                cfg.num_classes,
+                cfg.roi.mask_conv_dim,
+                cfg.roi.mask_num_convs,
+                with_res=stage > 0,
+            )
+    raise ValueError(f"roi.mask_head: unknown {kind!r}")
+
+
+def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTaskCascade:
+    infer = infer or InferConfig()
+    backbone = build_backbone(cfg.backbone)
+    neck = FPN(backbone.out_channels, cfg.fpn_channels)
+    r = cfg.rpn
+    anchors = AnchorGenerator((4, 8, 16, 32, 64), r.anchor_ratios, r.anchor_scales)
+    rpn = RPN(
+        RPNHead(cfg.fpn_channels, anchors.num_anchors),
+        anchors,
+        Matcher(r.pos_iou, r.neg_iou, min_pos_iou=r.neg_iou, low_quality_matches=True),
+        Sampler(r.num_samples, r.pos_fraction),
+        BoxCoder(),
+        ProposalSettings(r.train_pre_nms, r.train_proposals, r.nms_iou),
+        ProposalSettings(r.test_pre_nms, r.test_proposals, r.nms_iou),
+    )
+    roi = cfg.roi
+    cls_loss = build_cls_loss(roi.cls_loss)
+    stages = [
+        Stage(iou, w, tuple(stds))  # type: ignore[arg-type]
+        for iou, w, stds in zip(roi.stage_ious, roi.stage_weights, roi.stage_stds, strict=True)
+    ]
+    box_heads = [
+        BoxHead(
+            cfg.fpn_channels,
+            cls_loss.num_outputs(cfg.num_classes),
+            fc_dim=roi.fc_dim,
+            cosine=roi.classifier == "cosine",
+            temperature=roi.temperature,
+        )
+        for _ in stages
+    ]
+    mask_heads = [build_mask_head(roi.mask_head, cfg, i) for i in range(len(stages))]
+    settings = RoISettings(
+        num_samples=roi.num_samples,
+        pos_fraction=roi.pos_fraction,
+        box_loss_weight=roi.box_loss_weight,
+        score_thr=infer.score_thr,
+        nms_iou=infer.nms_iou,
+        max_per_img=infer.max_per_img,
+    )
+    return HybridTaskCascade(
+        backbone,
+        neck,
+        rpn,
+        MultiLevelRoIAlign(7),
+        MultiLevelRoIAlign(14),
+        box_heads,
+        mask_heads,
+        cls_loss,
+        stages,
+        cfg.num_classes,
+        settings,
+    )

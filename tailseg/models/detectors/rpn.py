@@ -1,0 +1,116 @@
+"""Region proposal network: anchors → objectness and deltas → losses and proposals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import batched_nms
+
+from tailseg.models.assign import AnchorGenerator, BoxCoder, Matcher, Sampler
+from tailseg.models.heads import RPNHead
+from tailseg.models.losses import rpn_loss
+
+
+@dataclass(frozen=True)
+class ProposalSettings:
+    pre_nms_per_level: int = 2000
+    max_proposals: int = 2000
+    nms_iou: float = 0.7
+
+
+class RPN(nn.Module):
+    def __init__(
+        self,
+        head: RPNHead,
+        anchors: AnchorGenerator,
+        matcher: Matcher,
+        sampler: Sampler,
+        coder: BoxCoder,
+        train_settings: ProposalSettings,
+        test_settings: ProposalSettings,
+        loss_beta: float = 1 / 9,
+    ) -> None:
+        super().__init__()
+        self.head = head
+        self.anchors = anchors
+        self.matcher = matcher
+        self.sampler = sampler
+        self.coder = coder
+        self.train_settings = train_settings
+        self.test_settings = test_settings
+        self.loss_beta = loss_beta
+
+    def forward(
+        self,
+        feats: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        gt_boxes: list[Tensor] | None = None,
+    ) -> tuple[list[Tensor], dict[str, Tensor]]:
+        """feats P2–P6 → (proposals per image (N_i, 4) xyxy, detached; losses when gt_boxes)."""
+        logits, deltas = self.head(feats)
+        anchors = self.anchors([tuple(f.shape[-2:]) for f in feats], feats[0].device)
+        settings = self.train_settings if self.training else self.test_settings
+        proposals = self.proposals(logits, deltas, anchors, image_sizes, settings)
+        losses: dict[str, Tensor] = {}
+        if gt_boxes is not None:
+            losses = self.losses(logits, deltas, anchors, gt_boxes)
+        return proposals, losses
+
+    @torch.no_grad()
+    def proposals(
+        self,
+        logits: list[Tensor],
+        deltas: list[Tensor],
+        anchors: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        s: ProposalSettings,
+    ) -> list[Tensor]:
+        """Top `pre_nms_per_level` per level, decoded, clipped, NMS per level, top `max`."""
+        out = []
+        for i, size in enumerate(image_sizes):
+            boxes, scores, levels = [], [], []
+            for lvl, (lg, dl, an) in enumerate(zip(logits, deltas, anchors, strict=True)):
+                score = lg[i].sigmoid()  # (HWA,)
+                k = min(s.pre_nms_per_level, score.numel())
+                score, idx = score.topk(k)
+                boxes.append(self.coder.decode(an[idx], dl[i][idx], size))
+                scores.append(score)
+                levels.append(torch.full_like(idx, lvl))
+            b, sc, lv = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
+            valid = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+            b, sc, lv = b[valid], sc[valid], lv[valid]
+            keep = batched_nms(b, sc, lv, s.nms_iou)[: s.max_proposals]  # sorted by score
+            out.append(b[keep])
+        return out
+
+    def losses(
+        self,
+        logits: list[Tensor],
+        deltas: list[Tensor],
+        anchors: list[Tensor],
+        gt_boxes: list[Tensor],
+    ) -> dict[str, Tensor]:
+        all_anchors = torch.cat(anchors)  # (N, 4)
+        obj = torch.cat(logits, dim=1)  # (B, N)
+        dts = torch.cat(deltas, dim=1)  # (B, N, 4)
+        labels, targets = [], []
+        with torch.no_grad():
+            for gt in gt_boxes:
+                a = self.matcher(all_anchors, gt)
+                pos, neg = self.sampler(a.labels)
+                lab = torch.full_like(a.labels, -1)
+                lab[pos], lab[neg] = 1, 0
+                t = torch.zeros_like(all_anchors)
+                if pos.numel():
+                    t[pos] = self.coder.encode(all_anchors[pos], gt[a.matches[pos]])
+                labels.append(lab)
+                targets.append(t)
+        return rpn_loss(
+            obj.reshape(-1),
+            dts.reshape(-1, 4),
+            torch.cat(labels),
+            torch.cat(targets),
+            self.loss_beta,
+        )

@@ -1,0 +1,15 @@
+"""Heads: modules returning raw tensors (their losses live in `tailseg.models.losses`)."""
+
+from tailseg.models.heads.box_head import BoxHead, CosineLinear
+from tailseg.models.heads.mask_head import HTCMaskHead
+from tailseg.models.heads.roi_pool import MultiLevelRoIAlign, rois_with_batch_index
+from tailseg.models.heads.rpn_head import RPNHead
+
+__all__ = [
+    "BoxHead",
+    "CosineLinear",
+    "HTCMaskHead",
+    "MultiLevelRoIAlign",
+    "RPNHead",
+    "rois_with_batch_index",
+]

@@ -1,0 +1,60 @@
+"""Box head: two shared fully connected layers, a classifier and class-agnostic box deltas.
+
+The classifier is linear or cosine (`CosineLinear`: normalised features · normalised weights ×
+temperature), and has as many outputs as the classification loss asks for (C + 1 for softmax,
+C + 2 for Seesaw's objectness pair).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CosineLinear(nn.Module):
+    """logits = temperature · (x / |x|) · (W / |W|)ᵀ (no bias)."""
+
+    def __init__(self, in_features: int, out_features: int, temperature: float = 20.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.normal_(self.weight, std=0.01)
+        self.temperature = temperature
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x / (x.norm(dim=1, keepdim=True) + 1e-6)
+        w = self.weight / (self.weight.norm(dim=1, keepdim=True) + 1e-6)
+        return self.temperature * F.linear(x, w)
+
+
+class BoxHead(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        num_outputs: int,
+        roi_size: int = 7,
+        fc_dim: int = 1024,
+        cosine: bool = False,
+        temperature: float = 20.0,
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_channels * roi_size * roi_size, fc_dim)
+        self.fc2 = nn.Linear(fc_dim, fc_dim)
+        if cosine:
+            self.cls = CosineLinear(fc_dim, num_outputs, temperature)
+        else:
+            self.cls = nn.Linear(fc_dim, num_outputs)
+            nn.init.normal_(self.cls.weight, std=0.01)
+            nn.init.zeros_(self.cls.bias)
+        self.reg = nn.Linear(fc_dim, 4)
+        nn.init.normal_(self.reg.weight, std=0.001)
+        nn.init.zeros_(self.reg.bias)
+        for fc in (self.fc1, self.fc2):
+            nn.init.xavier_uniform_(fc.weight)
+            nn.init.zeros_(fc.bias)
+
+    def forward(self, roi_feats: Tensor) -> tuple[Tensor, Tensor]:
+        """roi_feats (R, C, 7, 7) → class logits (R, num_outputs), box deltas (R, 4)."""
+        x = F.relu(self.fc1(roi_feats.flatten(1)))  # (R, fc_dim)
+        x = F.relu(self.fc2(x))
+        return self.cls(x), self.reg(x)

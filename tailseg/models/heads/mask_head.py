@@ -1,0 +1,57 @@
+"""HTC mask head: four 3×3 convs, a 2× deconvolution and class-specific 28×28 logits.
+
+Mask information flow: a later stage adds a 1×1 conv of the previous stages' mask features
+(`res_feat`) to its RoI features before its convs. Logits are computed for given labels only
+(one channel per RoI), so memory grows with RoIs, not RoIs × classes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class HTCMaskHead(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        conv_dim: int = 256,
+        num_convs: int = 4,
+        with_res: bool = False,
+    ) -> None:
+        super().__init__()
+        self.res = nn.Conv2d(conv_dim, in_channels, 1) if with_res else None
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels if i == 0 else conv_dim, conv_dim, 3, padding=1)
+            for i in range(num_convs)
+        )
+        self.upsample = nn.ConvTranspose2d(conv_dim, conv_dim, 2, stride=2)
+        self.logits = nn.Conv2d(conv_dim, num_classes, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.logits.weight, std=0.001)
+
+    def features(self, x: Tensor, res_feat: Tensor | None = None) -> Tensor:
+        """roi_feats (R, C, 14, 14) [+ previous mask features] → mask features (R, D, 14, 14)."""
+        if self.res is not None and res_feat is not None:
+            x = x + self.res(res_feat)
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return x
+
+    def forward(
+        self, x: Tensor, res_feat: Tensor | None = None, labels: Tensor | None = None, **_: object
+    ) -> tuple[Tensor, Tensor]:
+        """Returns (logits (R, 28, 28) of `labels`' channels — or (R, C, 28, 28) without labels —
+        and the mask features (R, D, 14, 14) that feed the next stage)."""
+        feat = self.features(x, res_feat)
+        up = F.relu(self.upsample(feat))  # (R, D, 28, 28)
+        if labels is None:
+            return self.logits(up), feat
+        w = self.logits.weight[labels, :, 0, 0]  # (R, D): the label channel's 1×1 kernel
+        logits = torch.einsum("rdhw,rd->rhw", up, w) + self.logits.bias[labels][:, None, None]
+        return logits, feat

@@ -1,0 +1,5 @@
+"""Necks: feature pyramids over backbone levels."""
+
+from tailseg.models.necks.fpn import FPN
+
+__all__ = ["FPN"]
