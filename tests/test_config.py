@@ -52,8 +52,8 @@ def test_unknown_key_names_the_file_that_set_it(tmp_path: Path, chain: Path) -> 
 
 
 def test_unknown_override_key_names_command_line(chain: Path) -> None:
-    with pytest.raises(ConfigError, match=r"command line: model\.backbone: unknown key"):
-        load_config(str(chain), ["model.backbone.depth=50"])
+    with pytest.raises(ConfigError, match=r"command line: model\.neck: unknown key"):
+        load_config(str(chain), ["model.neck.channels=50"])
 
 
 @pytest.mark.parametrize(
