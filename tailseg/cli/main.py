@@ -16,6 +16,7 @@ from tailseg import __version__
 from tailseg.cli import data as data_cmd
 from tailseg.cli import demo as demo_cmd
 from tailseg.cli import eval as eval_cmd
+from tailseg.cli import model as model_cmd
 from tailseg.config import ConfigError
 from tailseg.data import DataError
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmd.add_parser(sub)
     demo_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
+    model_cmd.add_parser(sub)
     return parser
 
 

@@ -133,8 +133,9 @@ class HybridTaskCascade(nn.Module):
             rois = rois_with_batch_index([s.boxes for s in samples])  # (R, 5)
             logits, deltas = self.box_heads[i](self.box_pool(feats, rois))  # (R, K), (R, 4)
             labels = torch.cat([s.labels for s in samples])  # (R,)
-            target_deltas = torch.cat([self._box_targets(i, s, t) for s, t in
-                                       zip(samples, targets, strict=True)])  # fmt: skip
+            target_deltas = torch.cat(
+                [self._box_targets(i, s, t) for s, t in zip(samples, targets, strict=True)]
+            )
             stage_losses = self.cls_loss(logits, labels)
             reg = box_regression_loss(deltas, target_deltas, labels, c)["loss_bbox"]
             stage_losses["loss_bbox"] = reg * self.settings.box_loss_weight
@@ -158,10 +159,12 @@ class HybridTaskCascade(nn.Module):
                 mask_feats, res, labels=pos_labels, rois=mask_rois, feats=feats
             )  # (P, 28, 28)
             size = mask_logits.shape[-1]
-            mask_t = torch.cat([
-                mask_targets(t.masks, s.boxes[: s.num_pos], s.matches[: s.num_pos], size)
-                for s, t in zip(samples, targets, strict=True)
-            ])  # fmt: skip
+            mask_t = torch.cat(
+                [
+                    mask_targets(t.masks, s.boxes[: s.num_pos], s.matches[: s.num_pos], size)
+                    for s, t in zip(samples, targets, strict=True)
+                ]
+            )
             stage_losses.update(mask_loss(mask_logits, mask_t))
             for k, v in stage_losses.items():
                 losses[f"s{i}.{k}"] = v * stage.loss_weight
@@ -211,8 +214,9 @@ class HybridTaskCascade(nn.Module):
         for b, p, size in zip(boxes, probs, image_sizes, strict=True):
             det_boxes, det_scores, det_labels = (
                 multiclass_nms(b, p, s.score_thr, s.nms_iou, s.max_per_img)
-                if len(b) else empty_like_dets(b.device)
-            )  # fmt: skip
+                if len(b)
+                else empty_like_dets(b.device)
+            )
             out.append(InstanceDetections(det_boxes, det_scores, det_labels, None, size))
         masks = self._masks(feats, [d.boxes for d in out], torch.cat([d.labels for d in out]))
         for d, m in zip(out, masks.split([len(d) for d in out]), strict=True):
