@@ -131,3 +131,20 @@ def test_overfits_two_images() -> None:
         opt.step()
         history.append(float(total.detach()))
     assert sum(history[-5:]) / 5 < 0.4 * sum(history[:5]) / 5, history
+
+
+def test_swin_backbone_trains_and_infers_through_htc() -> None:
+    model = tiny_model(
+        "model.backbone.kind=swin",
+        "model.backbone.embed_dim=16",
+        "model.backbone.depths=[2,2,2,2]",
+        "model.backbone.num_heads=[1,2,4,8]",
+        "model.backbone.window_size=4",
+        "infer.max_per_img=10",
+    ).train()
+    losses = model([image()], [targets()])
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert model.backbone.patch_embed.proj.weight.grad is not None
+    (d,) = model.eval()([image(80, 100)])
+    assert len(d) == 10 and d.masks.shape == (10, 28, 28)
