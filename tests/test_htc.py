@@ -148,3 +148,21 @@ def test_swin_backbone_trains_and_infers_through_htc() -> None:
     assert model.backbone.patch_embed.proj.weight.grad is not None
     (d,) = model.eval()([image(80, 100)])
     assert len(d) == 10 and d.masks.shape == (10, 28, 28)
+
+
+def test_masks_of_shared_boxes_are_computed_once_and_equal() -> None:
+    model = tiny_model().eval()
+    feats = [torch.randn(1, 64, 96 // s, 128 // s) for s in (4, 8, 16, 32)]
+    box = torch.tensor([[10.0, 10.0, 60.0, 50.0], [20.0, 5.0, 90.0, 70.0]])
+    boxes = box[[0, 1, 0, 0]]  # box 0 kept for three classes
+    labels = torch.tensor([1, 2, 3, 1])
+    with torch.no_grad():
+        got = model._masks(feats, [boxes], labels)
+        rois = torch.cat([torch.zeros(4, 1), boxes], 1)
+        x = model.mask_pool(feats, rois)
+        res, acc = None, 0
+        for head in model.mask_heads:  # every class channel, then pick: the plain definition
+            logits, res = head(x, res)
+            acc = acc + logits[torch.arange(4), labels].sigmoid()
+    torch.testing.assert_close(got, acc / 3)
+    torch.testing.assert_close(got[0], got[3])

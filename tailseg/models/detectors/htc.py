@@ -224,16 +224,29 @@ class HybridTaskCascade(nn.Module):
         return out
 
     def _masks(self, feats: list[Tensor], boxes: list[Tensor], labels: Tensor) -> Tensor:
-        """Mean over stages of sigmoid mask logits of each detection's class, (N, 28, 28)."""
-        rois = rois_with_batch_index(boxes)
-        chunks = []
-        for start in range(0, max(len(rois), 1), self.settings.mask_chunk):
-            r = rois[start : start + self.settings.mask_chunk]
-            lab = labels[start : start + self.settings.mask_chunk]
-            mask_feats = self.mask_pool(feats, r)
+        """Mean over stages of sigmoid mask logits of each detection's class, (N, 28, 28).
+
+        Class-wise NMS on class-agnostic boxes often keeps one box for several classes; mask
+        features depend on the box only, so they are computed once per distinct box.
+        """
+        rois = rois_with_batch_index(boxes)  # (N, 5)
+        uniq, inv = torch.unique(rois, dim=0, return_inverse=True)  # (U, 5), (N,)
+        out: Tensor | None = None
+        step = self.settings.mask_chunk
+        for start in range(0, len(uniq), step):
+            u = uniq[start : start + step]
+            sel = torch.nonzero((inv >= start) & (inv < start + step)).flatten()
+            local, lab = inv[sel] - start, labels[sel]
+            mask_feats = self.mask_pool(feats, u)  # (U_c, C, 14, 14)
             res, acc = None, None
             for head in self.mask_heads:
-                logits, res = head(mask_feats, res, labels=lab, rois=r, feats=feats)
+                logits, res = head(mask_feats, res, labels=lab, index=local, rois=u, feats=feats)
                 acc = logits.sigmoid() if acc is None else acc + logits.sigmoid()
-            chunks.append(acc / len(self.mask_heads))
-        return torch.cat(chunks)
+            if out is None:
+                out = acc.new_zeros((len(rois), *acc.shape[1:]))
+            out[sel] = acc / len(self.mask_heads)
+        if out is None:  # no detections: the heads' output size from an empty forward
+            empty = self.mask_pool(feats, rois)
+            logits, _ = self.mask_heads[0](empty, None, labels=labels)
+            out = logits.new_zeros((0, *logits.shape[1:]))
+        return out

@@ -44,14 +44,24 @@ class HTCMaskHead(nn.Module):
         return x
 
     def forward(
-        self, x: Tensor, res_feat: Tensor | None = None, labels: Tensor | None = None, **_: object
+        self,
+        x: Tensor,
+        res_feat: Tensor | None = None,
+        labels: Tensor | None = None,
+        index: Tensor | None = None,
+        **_: object,
     ) -> tuple[Tensor, Tensor]:
-        """Returns (logits (R, 28, 28) of `labels`' channels — or (R, C, 28, 28) without labels —
-        and the mask features (R, D, 14, 14) that feed the next stage)."""
+        """Returns (logits, mask features (R, D, 14, 14) that feed the next stage).
+
+        logits: (K, 28, 28) for RoIs `index` (default: all R) in the channels of `labels` (K,);
+        without labels, all classes (R, C, 28, 28). Several detections may share one RoI.
+        """
         feat = self.features(x, res_feat)
         up = F.relu(self.upsample(feat))  # (R, D, 28, 28)
         if labels is None:
             return self.logits(up), feat
-        w = self.logits.weight[labels, :, 0, 0]  # (R, D): the label channel's 1×1 kernel
-        logits = torch.einsum("rdhw,rd->rhw", up, w) + self.logits.bias[labels][:, None, None]
+        if index is not None:
+            up = up[index]  # (K, D, 28, 28)
+        w = self.logits.weight[labels, :, 0, 0]  # (K, D): each label's 1×1 kernel
+        logits = torch.einsum("kdhw,kd->khw", up, w) + self.logits.bias[labels][:, None, None]
         return logits, feat

@@ -1,0 +1,145 @@
+"""Model speed and memory: tailseg HTC-R50 against torchvision's Mask R-CNN R50-FPN.
+
+    python benchmarks/model_bench.py [--tasks infer,train] [--repeat 2]
+
+Both models have random weights, 1,203 classes (+ background) and the same input. Each run is
+a fresh process, so peak RSS is its own.
+
+- `infer`: one 800×1333 image, up to 1,000 detections (score threshold 1e-4), masks at image
+  resolution (torchvision pastes float masks (N, 1, H, W); tailseg pastes and RLE-encodes them
+  in chunks, which is what an evaluator consumes). Time of the last of `--repeat` runs.
+- `train`: one training step (forward + backward) on 2 images of 512×512 with 8 objects each.
+
+Ratios are tailseg / torchvision (HTC has three cascade stages; the targets are ≤ 2× the
+latency and ≤ 1.5× the memory). mmdetection's HTC is not run: mmcv's compiled operators have
+no build for torch 2.14.1 (`pip install mmcv` would compile them from source).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+CLASSES = 1203
+
+
+def _targets_tv(h: int, w: int, n: int, g: torch.Generator) -> dict:
+    xy = torch.rand(n, 2, generator=g) * torch.tensor([w * 0.7, h * 0.7])
+    wh = torch.rand(n, 2, generator=g) * 100 + 20
+    boxes = torch.cat([xy, xy + wh], 1).round()
+    masks = torch.zeros(n, h, w, dtype=torch.uint8)
+    for i, (x0, y0, x1, y1) in enumerate(boxes.long().tolist()):
+        masks[i, y0:y1, x0:x1] = 1
+    labels = torch.randint(1, CLASSES + 1, (n,), generator=g)
+    return {"boxes": boxes, "labels": labels, "masks": masks}
+
+
+def worker(tool: str, task: str, repeat: int) -> dict:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    if tool == "tailseg":
+        from tailseg.config import InferConfig, ModelConfig
+        from tailseg.models.build import build_model
+        from tailseg.structures.targets import Targets
+
+        model = build_model(ModelConfig(num_classes=CLASSES), InferConfig(max_per_img=1000))
+    else:
+        from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+        model = maskrcnn_resnet50_fpn(
+            weights=None,
+            weights_backbone=None,
+            num_classes=CLASSES + 1,
+            box_detections_per_img=1000,
+            box_score_thresh=1e-4,
+            min_size=800,
+            max_size=1333,
+        )
+    if task == "infer":
+        model.eval()
+        image = torch.randint(0, 256, (3, 800, 1333), generator=g, dtype=torch.uint8)
+        for _ in range(repeat):
+            start = time.perf_counter()
+            with torch.no_grad():
+                if tool == "tailseg":
+                    (det,) = model([image])
+                    n = len(det.to_rles())  # full-image masks, RLE-encoded
+                else:
+                    (out,) = model([image.float() / 255])
+                    n = len(out["scores"])  # masks are pasted in postprocess
+            seconds = time.perf_counter() - start
+        extra = {"detections": n}
+    else:
+        model.train()
+        tv = [_targets_tv(512, 512, 8, g) for _ in range(2)]
+        images = [torch.randint(0, 256, (3, 512, 512), generator=g, dtype=torch.uint8) for _ in tv]
+        for _ in range(repeat):
+            model.zero_grad()
+            start = time.perf_counter()
+            if tool == "tailseg":
+                none = torch.zeros(0, dtype=torch.long)
+                targets = [
+                    Targets(
+                        t["boxes"],
+                        t["labels"] - 1,
+                        t["masks"].bool(),
+                        torch.zeros(8, dtype=torch.bool),
+                        i,
+                        (512, 512),
+                        none,
+                        none,
+                    )
+                    for i, t in enumerate(tv)
+                ]
+                losses = model(images, targets)
+            else:
+                losses = model([im.float() / 255 for im in images], tv)
+            sum(losses.values()).backward()
+            seconds = time.perf_counter() - start
+        extra = {"losses": len(losses)}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    return {"tool": tool, "task": task, "seconds": seconds, "peak_rss_gb": peak, **extra}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", default="infer,train")
+    ap.add_argument("--tools", default="tailseg,torchvision")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--worker", nargs=2, metavar=("TOOL", "TASK"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.repeat)))
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rows = {}
+    for task in args.tasks.split(","):
+        for tool in args.tools.split(","):
+            cmd = [sys.executable, __file__, "--worker", tool, task, "--repeat", str(args.repeat)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                reason = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"{task:6s} {tool:12s} failed: {reason}")
+                continue
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows[task, tool] = row
+            what = f"{row['detections']} detections" if task == "infer" else ""
+            secs, gb = row["seconds"], row["peak_rss_gb"]
+            print(f"{task:6s} {tool:12s} {secs:7.2f} s  {gb:6.2f} GB  {what}")
+    for task in args.tasks.split(","):
+        a, b = rows.get((task, "tailseg")), rows.get((task, "torchvision"))
+        if a and b:
+            print(
+                f"ratio {task} tailseg/torchvision: time {a['seconds'] / b['seconds']:.2f}  "
+                f"peak RSS {a['peak_rss_gb'] / b['peak_rss_gb']:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
