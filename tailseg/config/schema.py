@@ -114,7 +114,10 @@ class RoIConfig:
     mask_num_convs: int = 4
     classifier: Literal["linear", "cosine"] = "linear"
     temperature: float = 20.0
-    cls_loss: Literal["softmax"] = "softmax"
+    cls_loss: Literal["softmax", "seesaw"] = "softmax"
+    seesaw_p: float = 0.8
+    seesaw_q: float = 2.0
+    seesaw_eps: float = 0.01
     box_loss_weight: float = 1.0
     mask_head: Literal["htc"] = "htc"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from tailseg.config import BackboneConfig, InferConfig, ModelConfig
+from tailseg.config import BackboneConfig, InferConfig, ModelConfig, RoIConfig
 from tailseg.models.assign import AnchorGenerator, BoxCoder, Matcher, Sampler
 from tailseg.models.backbones.resnet import ResNet, load_checkpoint_file
 from tailseg.models.detectors.htc import HybridTaskCascade, RoISettings, Stage
 from tailseg.models.detectors.rpn import RPN, ProposalSettings
 from tailseg.models.heads import BoxHead, HTCMaskHead, MultiLevelRoIAlign, RPNHead
-from tailseg.models.losses import ClassificationLoss, SoftmaxCrossEntropy
+from tailseg.models.losses import ClassificationLoss, SeesawLoss, SoftmaxCrossEntropy
 from tailseg.models.necks import FPN
 
 
@@ -38,11 +38,13 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
     raise ValueError(f"backbone.kind: unknown {cfg.kind!r}")
 
 
-def build_cls_loss(kind: str) -> ClassificationLoss:
-    match kind:
+def build_cls_loss(cfg: RoIConfig) -> ClassificationLoss:
+    match cfg.cls_loss:
         case "softmax":
             return SoftmaxCrossEntropy()
-    raise ValueError(f"roi.cls_loss: unknown {kind!r}")
+        case "seesaw":
+            return SeesawLoss(cfg.seesaw_p, cfg.seesaw_q, cfg.seesaw_eps)
+    raise ValueError(f"roi.cls_loss: unknown {cfg.cls_loss!r}")
 
 
 def build_mask_head(kind: str, cfg: ModelConfig, stage: int) -> nn.Module:
@@ -74,7 +76,7 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
         ProposalSettings(r.test_pre_nms, r.test_proposals, r.nms_iou),
     )
     roi = cfg.roi
-    cls_loss = build_cls_loss(roi.cls_loss)
+    cls_loss = build_cls_loss(roi)
     stages = [
         Stage(iou, w, tuple(stds))  # type: ignore[arg-type]
         for iou, w, stds in zip(roi.stage_ious, roi.stage_weights, roi.stage_stds, strict=True)

@@ -88,6 +88,7 @@ class HybridTaskCascade(nn.Module):
         self.box_heads = nn.ModuleList(box_heads)
         self.mask_heads = nn.ModuleList(mask_heads)
         self.cls_loss = cls_loss
+        self.cls_states = nn.ModuleList(cls_loss.new_state(num_classes) for _ in stages)
         self.stages = stages
         self.coders = [BoxCoder(s.stds) for s in stages]
         self.matchers = [Matcher(s.iou_thr, s.iou_thr) for s in stages]
@@ -136,7 +137,8 @@ class HybridTaskCascade(nn.Module):
             target_deltas = torch.cat(
                 [self._box_targets(i, s, t) for s, t in zip(samples, targets, strict=True)]
             )
-            stage_losses = self.cls_loss(logits, labels)
+            self.cls_states[i].update(labels)  # e.g. Seesaw's class counts, before the loss
+            stage_losses = self.cls_loss(logits, labels, self.cls_states[i])
             reg = box_regression_loss(deltas, target_deltas, labels, c)["loss_bbox"]
             stage_losses["loss_bbox"] = reg * self.settings.box_loss_weight
             # 3. interleaved: regress the sampled boxes, re-assign, re-sample for the mask head
