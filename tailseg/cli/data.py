@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tailseg.config import SynthConfig
 from tailseg.data import AnnotationFile
+from tailseg.data.sampling import repeat_factors, rfs_summary
 from tailseg.data.stats import dataset_stats, format_stats
 from tailseg.data.synth import generate
 from tailseg.utils.files import atomic_write_json
@@ -33,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("file", help="LVIS or COCO instances json (.json or .json.gz)")
     t.add_argument("--plot", help="write the long-tail picture to this PNG")
     t.add_argument("--json", dest="json_out", help="write the statistics to this json")
+    t.add_argument(
+        "--rfs-threshold",
+        type=float,
+        help="add repeat-factor sampling figures for this threshold t (LVIS: 0.001)",
+    )
     t.set_defaults(func=run_stats)
 
 
@@ -60,8 +66,18 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    stats = dataset_stats(AnnotationFile.load(args.file))
+    ann = AnnotationFile.load(args.file)
+    stats = dataset_stats(ann)
     print(format_stats(stats))
+    if args.rfs_threshold is not None:
+        rfs = rfs_summary(repeat_factors(ann, args.rfs_threshold), args.rfs_threshold)
+        stats.update(rfs)
+        print(
+            f"  repeat factor sampling (t = {args.rfs_threshold:g}): "
+            f"{rfs['rfs_images_repeated']} images repeated, mean r {rfs['rfs_mean_factor']:.2f},"
+            f" max r {rfs['rfs_max_factor']:.2f}, expected epoch {rfs['rfs_epoch_length']:.0f}"
+            f" images (of {stats['images']})"
+        )
     if args.plot:
         print(f"long-tail picture: {plot_long_tail(stats, args.plot)}")
     if args.json_out:
