@@ -2,6 +2,7 @@
 
 from tailseg.config.loader import ConfigError, dump, from_dict, load, to_dict
 from tailseg.config.schema import (
+    AugmentConfig,
     BackboneConfig,
     Config,
     DataConfig,
@@ -16,6 +17,7 @@ from tailseg.config.schema import (
 )
 
 __all__ = [
+    "AugmentConfig",
     "BackboneConfig",
     "Config",
     "ConfigError",

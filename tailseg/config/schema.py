@@ -44,6 +44,41 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """The training pipeline: RFS → mosaic → copy-paste → resize → flip → crop → colour jitter.
+
+    Sizes are short sides (pixels); `max_size` caps the long side. The report uses 400–1400
+    (640–1400 for mosaic images).
+    """
+
+    rfs_threshold: float = 0.001
+    rfs_mode: Literal["stochastic", "ceil"] = "stochastic"
+    scale_range: tuple[int, int] = (400, 1400)
+    max_size: int = 1600
+    mosaic_prob: float = 0.5
+    mosaic_scale_range: tuple[int, int] = (640, 1400)
+    copy_paste_prob: float = 0.5
+    copy_paste_select_prob: float = 0.5
+    flip_prob: float = 0.5
+    crop_prob: float = 0.3
+    crop_min_fraction: float = 0.6
+    jitter_prob: float = 0.8
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("mosaic_prob", "copy_paste_prob", "flip_prob", "crop_prob", "jitter_prob"):
+            _check(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
+        for name in ("scale_range", "mosaic_scale_range"):
+            lo, hi = getattr(self, name)
+            _check(16 <= lo <= hi, name, "need 16 <= low <= high")
+        _check(self.max_size >= self.scale_range[0], "max_size", "must be >= the smallest scale")
+        _check(self.rfs_threshold >= 0, "rfs_threshold", "must be >= 0 (0: no repeats)")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the training and validation annotations live.
 
@@ -54,6 +89,7 @@ class DataConfig:
     train: SplitConfig = field(default_factory=SplitConfig)
     val: SplitConfig = field(default_factory=SplitConfig)
     synth: SynthConfig | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     num_workers: int = 0
 
     def __post_init__(self) -> None:
