@@ -3,6 +3,8 @@ and reproducibility for a seed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -190,3 +192,20 @@ def test_pipeline_is_reproducible_and_varies_by_epoch(synth: InstanceDataset) ->
     a.set_epoch(1)
     assert any(not torch.equal(a[i][0], b[i][0]) for i in range(len(a)))
     assert np.isclose(float(a.draw_p.sum()), 1.0)
+
+
+def test_preview_command_writes_a_grid(tmp_path: Path, capsys) -> None:
+    from tailseg.cli.main import main
+
+    out = tmp_path / "grid.png"
+    small = [
+        "data.synth.train_images=10",
+        "data.synth.val_images=2",
+        "data.synth.min_side=48",
+        "data.synth.max_side=64",
+        "data.augment.scale_range=[48,64]",
+        "data.augment.mosaic_scale_range=[64,80]",
+        "data.augment.max_size=96",
+    ]
+    assert main(["data", "preview", "tiny", *small, "--out", str(out), "--n", "4"]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG") and str(out) in capsys.readouterr().out

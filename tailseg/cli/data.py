@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tailseg.cli.preview import add_preview_parser
 from tailseg.config import SynthConfig
 from tailseg.data import AnnotationFile
 from tailseg.data.sampling import repeat_factors, rfs_summary
@@ -40,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="add repeat-factor sampling figures for this threshold t (LVIS: 0.001)",
     )
     t.set_defaults(func=run_stats)
+
+    add_preview_parser(dsub)
 
 
 def run_synth(args: argparse.Namespace) -> int:
