@@ -179,22 +179,47 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The optimisation (AdamW, warm-up + steps, EMA, early stopping) and the run's upkeep."""
+
     epochs: int = 20
-    batch_size: int = 2
+    batch_size: int = 2  # per process
     lr: float = 1e-4
+    weight_decay: float = 0.05
+    warmup_iters: int = 500
+    warmup_ratio: float = 0.001
+    lr_steps: tuple[int, ...] = (16, 19)  # epochs at which the lr is divided by 10
+    grad_clip: float | None = None  # max global gradient norm
+    ema: bool = True
+    ema_momentum: float = 2e-4
+    ema_gamma: float = 2000.0
+    early_stop_metric: str = "segm.AP"  # a key of the per-epoch metrics
+    patience: int | None = None  # epochs without improvement before stopping
+    amp: Literal["off", "bf16", "fp16"] = "off"  # the report trains in FP32
     seed: int = 0
+    checkpoint_every: int = 200  # iterations between mid-epoch checkpoints (last.pt)
+    max_iters_per_epoch: int | None = None  # cut epochs short (smoke runs)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", "must be >= 1")
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
         _check(self.lr > 0, "lr", "must be > 0")
+        _check(self.warmup_iters >= 0, "warmup_iters", "must be >= 0")
+        _check(0 < self.warmup_ratio <= 1, "warmup_ratio", "must be in (0, 1]")
+        _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
+        _check(self.patience is None or self.patience >= 1, "patience", "must be >= 1 or null")
+        _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """Per-epoch evaluation on the val split, in process."""
+
     protocol: Literal["coco", "lvis", "challenge2021"] = "lvis"
     iou_types: tuple[Literal["bbox", "segm", "boundary"], ...] = ("segm",)
     max_dets_per_image: int | None = 300
+    challenge: bool = True  # also AP‡ (challenge2021) at every evaluation
+    max_images: int | None = None  # evaluate on the first N val images only
 
     def __post_init__(self) -> None:
         cap = self.max_dets_per_image
@@ -206,6 +231,9 @@ class InferConfig:
     max_per_img: int = 300
     score_thr: float = 1e-4
     nms_iou: float = 0.5
+    short_side: int = 800  # test scale: images are resized so, long side at most max_size
+    max_size: int = 1333
+    mask_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_per_img <= 10000, "max_per_img", "must be in 1..10000")

@@ -100,9 +100,16 @@ class HybridTaskCascade(nn.Module):
 
     # ------------------------------------------------------------------ entry point
     def forward(
-        self, images: list[Tensor], targets: list[Targets] | None = None
+        self,
+        images: list[Tensor],
+        targets: list[Targets] | None = None,
+        seeds: list[int] | None = None,
     ) -> dict[str, Tensor] | list[InstanceDetections]:
-        """images (3, H_i, W_i) in 0–255 → training: named losses; inference: detections."""
+        """images (3, H_i, W_i) in 0–255 → training: named losses; inference: detections.
+
+        `seeds` (one per image) make the anchor and RoI sampling of each image a function of
+        its seed alone, whatever the batch or the process it lands in.
+        """
         batch = batch_images(images, self.pixel_mean, self.pixel_std)
         feats = self.neck(self.backbone(batch.tensor))  # P2..P6, (B, C, H_l, W_l)
         roi_feats = feats[: len(self.box_pool.strides)]  # P2..P5 for RoIAlign
@@ -112,9 +119,14 @@ class HybridTaskCascade(nn.Module):
         if targets is None or len(targets) != len(images):
             raise ValueError("training needs one Targets per image")
         targets = [t.select(~t.iscrowd) for t in targets]  # crowd regions are not objects
-        proposals, rpn_losses = self.rpn(feats, batch.image_sizes, [t.boxes for t in targets])
+        gens = None
+        if seeds is not None:
+            gens = [torch.Generator().manual_seed(int(s) & 0x7FFF_FFFF_FFFF_FFFF) for s in seeds]
+        proposals, rpn_losses = self.rpn(
+            feats, batch.image_sizes, [t.boxes for t in targets], generators=gens
+        )
         losses = {f"rpn.{k}": v for k, v in rpn_losses.items()}
-        losses.update(self.cascade_losses(roi_feats, proposals, targets, batch.image_sizes))
+        losses.update(self.cascade_losses(roi_feats, proposals, targets, batch.image_sizes, gens))
         return losses
 
     # ------------------------------------------------------------------ training
@@ -124,12 +136,16 @@ class HybridTaskCascade(nn.Module):
         proposals: list[Tensor],
         targets: list[Targets],
         image_sizes: list[tuple[int, int]],
+        gens: list[torch.Generator] | None = None,
     ) -> dict[str, Tensor]:
         losses: dict[str, Tensor] = {}
         c = self.num_classes
+        gens = gens or [None] * len(targets)
         for i, stage in enumerate(self.stages):
             # 1. assign and sample this stage's boxes
-            samples = [self._sample(i, p, t) for p, t in zip(proposals, targets, strict=True)]
+            samples = [
+                self._sample(i, p, t, g) for p, t, g in zip(proposals, targets, gens, strict=True)
+            ]
             # 2. box head and its losses
             rois = rois_with_batch_index([s.boxes for s in samples])  # (R, 5)
             logits, deltas = self.box_heads[i](self.box_pool(feats, rois))  # (R, K), (R, 4)
@@ -148,7 +164,10 @@ class HybridTaskCascade(nn.Module):
                     self.coders[i].decode(s.boxes, d, size)[~s.is_gt]
                     for s, d, size in zip(samples, per_image, image_sizes, strict=True)
                 ]
-                samples = [self._sample(i, p, t) for p, t in zip(proposals, targets, strict=True)]
+                samples = [
+                    self._sample(i, p, t, g)
+                    for p, t, g in zip(proposals, targets, gens, strict=True)
+                ]
             # 4. mask head on the new positives, with information flow from earlier stages
             pos_boxes = [s.boxes[: s.num_pos] for s in samples]
             pos_labels = torch.cat([s.labels[: s.num_pos] for s in samples])
@@ -167,20 +186,22 @@ class HybridTaskCascade(nn.Module):
                     for s, t in zip(samples, targets, strict=True)
                 ]
             )
-            stage_losses.update(mask_loss(mask_logits, mask_t))
+            stage_losses.update(mask_loss(mask_logits, mask_t, global_mean=True))
             for k, v in stage_losses.items():
                 losses[f"s{i}.{k}"] = v * stage.loss_weight
             # 5. the regressed boxes are the next stage's proposals (already in `proposals`)
         return losses
 
     @torch.no_grad()
-    def _sample(self, stage: int, boxes: Tensor, t: Targets) -> Samples:
+    def _sample(
+        self, stage: int, boxes: Tensor, t: Targets, g: torch.Generator | None = None
+    ) -> Samples:
         """Ground truth is added as proposals, then 512 RoIs are sampled (positives first)."""
         candidates = torch.cat([t.boxes, boxes])
         is_gt = torch.zeros(len(candidates), dtype=torch.bool, device=boxes.device)
         is_gt[: len(t.boxes)] = True
         a = self.matchers[stage](candidates, t.boxes)
-        pos, neg = self.sampler(a.labels)
+        pos, neg = self.sampler(a.labels, g)
         keep = torch.cat([pos, neg])
         labels = torch.full((len(keep),), self.num_classes, dtype=torch.long, device=boxes.device)
         if len(pos):

@@ -47,6 +47,7 @@ class RPN(nn.Module):
         feats: list[Tensor],
         image_sizes: list[tuple[int, int]],
         gt_boxes: list[Tensor] | None = None,
+        generators: list[torch.Generator] | None = None,
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
         """feats P2–P6 → (proposals per image (N_i, 4) xyxy, detached; losses when gt_boxes)."""
         logits, deltas = self.head(feats)
@@ -55,7 +56,7 @@ class RPN(nn.Module):
         proposals = self.proposals(logits, deltas, anchors, image_sizes, settings)
         losses: dict[str, Tensor] = {}
         if gt_boxes is not None:
-            losses = self.losses(logits, deltas, anchors, gt_boxes)
+            losses = self.losses(logits, deltas, anchors, gt_boxes, generators)
         return proposals, losses
 
     @torch.no_grad()
@@ -91,15 +92,16 @@ class RPN(nn.Module):
         deltas: list[Tensor],
         anchors: list[Tensor],
         gt_boxes: list[Tensor],
+        generators: list[torch.Generator] | None = None,
     ) -> dict[str, Tensor]:
         all_anchors = torch.cat(anchors)  # (N, 4)
         obj = torch.cat(logits, dim=1)  # (B, N)
         dts = torch.cat(deltas, dim=1)  # (B, N, 4)
         labels, targets = [], []
         with torch.no_grad():
-            for gt in gt_boxes:
+            for k, gt in enumerate(gt_boxes):
                 a = self.matcher(all_anchors, gt)
-                pos, neg = self.sampler(a.labels)
+                pos, neg = self.sampler(a.labels, generators[k] if generators else None)
                 lab = torch.full_like(a.labels, -1)
                 lab[pos], lab[neg] = 1, 0
                 t = torch.zeros_like(all_anchors)

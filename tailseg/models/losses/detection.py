@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -43,8 +44,21 @@ def box_regression_loss(
     return {"loss_bbox": loss / max(labels.numel(), 1)}
 
 
-def mask_loss(logits: Tensor, targets: Tensor) -> dict[str, Tensor]:
-    """logits (P, 28, 28) of each positive's own class, targets (P, 28, 28) 0/1 → mean BCE."""
-    if logits.numel() == 0:
-        return {"loss_mask": logits.sum() * 0.0}
-    return {"loss_mask": F.binary_cross_entropy_with_logits(logits, targets)}
+def mask_loss(logits: Tensor, targets: Tensor, global_mean: bool = False) -> dict[str, Tensor]:
+    """logits (P, 28, 28) of each positive's own class, targets (P, 28, 28) 0/1 → mean BCE.
+
+    With `global_mean` under torch.distributed, the mean is over the positives of *all* ranks
+    (the count is all-reduced, the loss scaled by the world size), so that averaging gradients
+    across ranks gives exactly the single-process batch's gradient.
+    """
+    total = (
+        logits.sum() * 0.0 + F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+        if logits.numel()
+        else logits.sum() * 0.0
+    )
+    count = logits.new_tensor(float(logits.numel()))
+    scale = 1.0
+    if global_mean and dist.is_available() and dist.is_initialized():
+        dist.all_reduce(count)
+        scale = float(dist.get_world_size())
+    return {"loss_mask": total * scale / count.clamp(min=1.0)}

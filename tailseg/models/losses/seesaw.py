@@ -21,6 +21,7 @@ than plain cross-entropy's log 3: the rare classes 1 and 2 are pushed down less 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -70,8 +71,12 @@ class SeesawCounts(nn.Module):
 
     @torch.no_grad()
     def update(self, labels: Tensor) -> None:
+        """Add this step's foreground labels (of every rank, under torch.distributed)."""
         fg = labels[labels < self.counts.numel()]
-        self.counts += torch.bincount(fg, minlength=self.counts.numel()).to(self.counts)
+        step = torch.bincount(fg, minlength=self.counts.numel()).to(self.counts)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(step)
+        self.counts += step
 
 
 class SeesawLoss:

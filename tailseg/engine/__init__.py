@@ -1,0 +1,1 @@
+"""Training: optimiser, schedule, EMA, checkpoints, distributed helpers, the loop."""
