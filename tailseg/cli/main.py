@@ -17,6 +17,7 @@ from tailseg.cli import data as data_cmd
 from tailseg.cli import demo as demo_cmd
 from tailseg.cli import eval as eval_cmd
 from tailseg.cli import model as model_cmd
+from tailseg.cli import train as train_cmd
 from tailseg.config import ConfigError
 from tailseg.data import DataError
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tailseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    train_cmd.add_parser(sub)
     data_cmd.add_parser(sub)
     demo_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
@@ -39,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides may also follow the options: `train tiny --out X train.epochs=2`
+        if not hasattr(args, "overrides") or any("=" not in e or e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args) or 0)
     except (ConfigError, DataError) as e:

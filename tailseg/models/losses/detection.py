@@ -51,12 +51,11 @@ def mask_loss(logits: Tensor, targets: Tensor, global_mean: bool = False) -> dic
     (the count is all-reduced, the loss scaled by the world size), so that averaging gradients
     across ranks gives exactly the single-process batch's gradient.
     """
-    total = (
-        logits.sum() * 0.0 + F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
-        if logits.numel()
-        else logits.sum() * 0.0
-    )
-    count = logits.new_tensor(float(logits.numel()))
+    if logits.numel():
+        total = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    else:
+        total = logits.sum() * 0.0  # keeps the graph
+    count = logits.new_tensor(float(logits.numel()))  # pixels of all positives
     scale = 1.0
     if global_mean and dist.is_available() and dist.is_initialized():
         dist.all_reduce(count)

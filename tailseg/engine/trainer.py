@@ -1,0 +1,319 @@
+"""`train(cfg, run_dir)`: the training run, from data to the best checkpoint and its metrics.
+
+Every random choice is a function of (seed, epoch, position in the epoch): the repeat-factor
+order, each sample's augmentation and each image's anchor/RoI sampling. A run killed at any
+point and resumed from its last checkpoint therefore ends with the same weights as one that
+never stopped, and N processes with batch b train like one process with batch N·b.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from tailseg.config import Config, ConfigError, dump, to_dict
+from tailseg.data import AnnotationFile, DataError, InstanceDataset
+from tailseg.data.sampling import RepeatFactorSampler, repeat_factors
+from tailseg.data.synth import generate
+from tailseg.data.transforms.pipeline import AugmentedDataset
+from tailseg.engine import checkpoint
+from tailseg.engine import distributed as dist
+from tailseg.engine.ema import ModelEMA
+from tailseg.engine.evaluate import evaluate_predictions, predict_split
+from tailseg.engine.optim import build_optimizer, lr_factor
+from tailseg.models.build import build_model
+from tailseg.utils.files import atomic_write_json, atomic_write_text
+from tailseg.viz.curves import plot_curves
+
+log = logging.getLogger("tailseg.engine")
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (non-finite loss, ...); the message says where and what is kept."""
+
+
+@dataclass
+class RunState:
+    epoch: int = 0
+    iter_in_epoch: int = 0
+    global_iter: int = 0
+    best_value: float = -1.0
+    best_epoch: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    loss_sums: dict[str, float] = field(default_factory=dict)
+    loss_count: int = 0
+
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    return int(np.random.SeedSequence([seed, 7, epoch, position]).generate_state(1, np.uint64)[0])
+
+
+def data_paths(cfg: Config, run_dir: Path, d: dist.Dist) -> tuple[Path, Path, Path, Path]:
+    """(train json, train images, val json, val images); a synthetic benchmark is made once."""
+    if cfg.data.synth is not None:
+        folder = run_dir / "data"
+        if d.is_main and not (folder / "val.json").exists():
+            generate(folder, cfg.data.synth)
+        dist.barrier(d)
+        return folder / "train.json", folder / "images", folder / "val.json", folder / "images"
+    for split in ("train", "val"):
+        if not getattr(cfg.data, split).json:
+            raise ConfigError(f"config: data.{split}.json: not set (and no data.synth)")
+    t, v = cfg.data.train, cfg.data.val
+    return Path(t.json), Path(t.images), Path(v.json), Path(v.images)
+
+
+def _environment(d: dist.Dist) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "device": str(d.device),
+        "world_size": d.world_size,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train, evaluating every epoch; returns the final metrics (those of `metrics.json`)."""
+    run_dir = Path(run_dir)
+    d = dist.init(cfg.train.device)
+    tc, aug = cfg.train, cfg.data.augment
+    torch.manual_seed(tc.seed)
+    if d.is_main:
+        atomic_write_text(run_dir / "config.yaml", dump(cfg))
+        atomic_write_json(run_dir / "environment.json", _environment(d), indent=1)
+
+    # data: repeat-factor order, augmentation, validation ground truth
+    train_json, train_images, val_json, val_images = data_paths(cfg, run_dir, d)
+    base = InstanceDataset(train_json, train_images, only_annotated=True)
+    val = InstanceDataset(val_json, val_images)
+    gt_val = AnnotationFile.load(val_json, keep_degenerate=True)
+    if base.ann.category_ids != gt_val.category_ids:
+        raise DataError(f"{val_json}: categories differ from {train_json}'s")
+    if cfg.model.num_classes != base.num_classes:
+        raise ConfigError(
+            f"config: model.num_classes: {cfg.model.num_classes}, but {train_json} has "
+            f"{base.num_classes} categories"
+        )
+    factors = repeat_factors(base.ann, aug.rfs_threshold, base.images)
+    sampler = RepeatFactorSampler(
+        factors, seed=tc.seed, mode=aug.rfs_mode, num_replicas=d.world_size, rank=d.rank
+    )
+    data = AugmentedDataset(base, factors, aug, seed=tc.seed)
+
+    # model, EMA, optimiser, schedule
+    model = build_model(cfg.model, cfg.infer).to(d.device)
+    ema = ModelEMA(model, tc.ema_momentum, tc.ema_gamma) if tc.ema else None
+    optimizer = build_optimizer(model, tc.lr, tc.weight_decay)
+    per_epoch = -(-len(sampler) // tc.batch_size)
+    if tc.max_iters_per_epoch is not None:
+        per_epoch = min(per_epoch, tc.max_iters_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: lr_factor(it, per_epoch, tc.warmup_iters, tc.warmup_ratio, tc.lr_steps),
+    )
+    state = RunState()
+    if resume:
+        found = checkpoint.load_last_good(run_dir)
+        if found is None:
+            log.warning("%s: nothing to resume from; starting a new run", run_dir)
+        else:
+            path, ck = found
+            model.load_state_dict(ck["model"])
+            if ema is not None and ck.get("ema") is not None:
+                ema.load_state_dict(ck["ema"])
+            optimizer.load_state_dict(ck["optimizer"])
+            scheduler.load_state_dict(ck["scheduler"])
+            state = RunState(**ck["state"])
+            torch.set_rng_state(ck["rng"])
+            if d.is_main:
+                log.info(
+                    "resumed from %s at epoch %d, iteration %d",
+                    path,
+                    state.epoch,
+                    state.iter_in_epoch,
+                )
+    net = model
+    if d.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[d.device.index] if d.device.type == "cuda" else None,
+            broadcast_buffers=False,
+        )
+    scaler = torch.amp.GradScaler(d.device.type, enabled=tc.amp == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.amp)
+
+    def save_last() -> Path:
+        ck = {
+            "model": model.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": state.__dict__,
+            "rng": torch.get_rng_state(),
+            "config": to_dict(cfg),
+        }
+        path = run_dir / "last.pt"
+        if d.is_main:
+            checkpoint.save(path, ck, keep_previous=True)
+        return path
+
+    stop = False
+    while state.epoch < tc.epochs and not stop:
+        epoch = state.epoch
+        sampler.set_epoch(epoch)
+        data.set_epoch(epoch)
+        indices = list(sampler)
+        batches = [indices[k : k + tc.batch_size] for k in range(0, len(indices), tc.batch_size)]
+        batches = batches[:per_epoch]
+        net.train()
+        bar = tqdm(
+            range(state.iter_in_epoch, len(batches)),
+            desc=f"epoch {epoch}",
+            disable=not (progress and d.is_main),
+            leave=False,
+        )
+        t0, seen = time.perf_counter(), 0
+        for it in bar:
+            batch = batches[it]
+            samples = [data[i] for i in batch]
+            images = [s[0].to(d.device) for s in samples]
+            targets = [s[1].to(d.device) for s in samples]
+            positions = [
+                (it * tc.batch_size + j) * d.world_size + d.rank for j in range(len(batch))
+            ]
+            seeds = [sample_seed(tc.seed, epoch, p) for p in positions]
+            cast = torch.autocast(d.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+            with cast:
+                losses = net(images, targets, seeds)
+            total = sum(losses.values())
+            if not torch.isfinite(total):
+                bad = [k for k, v in losses.items() if not torch.isfinite(v)]
+                raise TrainingError(
+                    f"non-finite loss at step {state.global_iter} (epoch {epoch}, iteration {it}):"
+                    f" {', '.join(f'{k} = {float(losses[k])}' for k in bad)}; the last good "
+                    f"checkpoint is {run_dir / 'last.pt'} (resume with --resume)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            if tc.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if ema is not None:
+                ema.update(model)
+            for k, v in losses.items():
+                state.loss_sums[k] = state.loss_sums.get(k, 0.0) + float(v.detach())
+            state.loss_sums["loss"] = state.loss_sums.get("loss", 0.0) + float(total.detach())
+            state.loss_count += 1
+            state.global_iter += 1
+            state.iter_in_epoch = it + 1
+            seen += len(batch) * d.world_size
+            bar.set_postfix(
+                loss=f"{float(total.detach()):.3f}",
+                lr=f"{scheduler.get_last_lr()[0]:.2e}",
+                img_s=f"{seen / (time.perf_counter() - t0):.1f}",
+            )
+            if state.global_iter % tc.checkpoint_every == 0 and state.iter_in_epoch < len(batches):
+                save_last()
+
+        # end of epoch: evaluate the EMA weights, log, keep the best, maybe stop
+        eval_model = ema.module if ema is not None else model
+        metrics = run_evaluation(eval_model, val, gt_val, cfg, d, progress)
+        row = {"epoch": epoch, "iterations": state.global_iter, "lr": scheduler.get_last_lr()[0]}
+        row.update({k: v / max(state.loss_count, 1) for k, v in state.loss_sums.items()})
+        row.update({f"{sec}.{k}": v for sec, stats in metrics.items() for k, v in stats.items()})
+        state.history.append(row)
+        state.epoch, state.iter_in_epoch, state.loss_sums, state.loss_count = epoch + 1, 0, {}, 0
+        value = row.get(tc.early_stop_metric)
+        if value is None:
+            raise ConfigError(
+                f"config: train.early_stop_metric: {tc.early_stop_metric!r} is not one of "
+                f"{sorted(k for k in row if '.' in k)}"
+            )
+        improved = value > state.best_value
+        if improved:
+            state.best_value, state.best_epoch = value, epoch
+        if tc.patience is not None and epoch - state.best_epoch >= tc.patience:
+            stop = True
+        if d.is_main:
+            if improved:
+                checkpoint.save(
+                    run_dir / "best.pt",
+                    {
+                        "model": eval_model.state_dict(),
+                        "epoch": epoch,
+                        "metrics": row,
+                        "config": to_dict(cfg),
+                    },
+                )
+            save_last()
+            _write_history(run_dir, state.history, cfg)
+            log.info(
+                "epoch %d: %s = %.4f (best %.4f at epoch %d)%s",
+                epoch,
+                tc.early_stop_metric,
+                value,
+                state.best_value,
+                state.best_epoch,
+                "; early stop" if stop else "",
+            )
+
+    final = _final_metrics(run_dir, state, cfg) if d.is_main else {}
+    dist.barrier(d)
+    dist.shutdown(d)
+    return final
+
+
+def run_evaluation(
+    model: nn.Module,
+    val: InstanceDataset,
+    gt: AnnotationFile,
+    cfg: Config,
+    d: dist.Dist,
+    progress: bool,
+) -> dict[str, dict[str, float]]:
+    preds = predict_split(model, val, cfg.infer, d, cfg.eval.max_images, progress)
+    return evaluate_predictions(gt, preds, cfg, {p["image_id"] for p in preds})
+
+
+def _write_history(run_dir: Path, history: list[dict[str, Any]], cfg: Config) -> None:
+    text = "".join(json.dumps(r) + "\n" for r in history)
+    atomic_write_text(run_dir / "metrics.jsonl", text)
+    title = f"{cfg.model.backbone.kind} HTC · {cfg.model.roi.cls_loss} · EMA {cfg.train.ema}"
+    plot_curves(history, run_dir / "curves.png", title)
+
+
+def _final_metrics(run_dir: Path, state: RunState, cfg: Config) -> dict[str, Any]:
+    """metrics.json: the best epoch's evaluation, by section (segm, challenge2021, ...)."""
+    if not state.history:
+        return {}
+    best = state.history[max(state.best_epoch, 0) - state.history[0]["epoch"]]
+    sections: dict[str, dict[str, float]] = {}
+    for k, v in best.items():
+        if "." in k:
+            sec, key = k.split(".", 1)
+            sections.setdefault(sec, {})[key] = v
+    out = {
+        "best_epoch": state.best_epoch,
+        "early_stop_metric": cfg.train.early_stop_metric,
+        "epochs_run": len(state.history),
+        **sections,
+    }
+    atomic_write_json(run_dir / "metrics.json", out, indent=1)
+    return out

@@ -1,0 +1,92 @@
+"""Engine parts: schedule, parameter groups, EMA, checkpoints (atomic, corrupt, fallback)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from tailseg.engine import checkpoint
+from tailseg.engine.checkpoint import CheckpointError
+from tailseg.engine.ema import ModelEMA
+from tailseg.engine.optim import lr_factor, parameter_groups
+
+
+def test_warmup_then_steps_by_hand() -> None:
+    def f(it):
+        return lr_factor(
+            it,
+            iters_per_epoch=10,
+            warmup_iters=5,
+            warmup_ratio=0.001,
+            steps=(2, 3),
+        )
+
+    assert f(0) == pytest.approx(0.001)
+    assert f(2) == pytest.approx(0.001 + 0.999 * 2 / 5)
+    assert f(5) == 1.0 and f(19) == 1.0
+    assert f(20) == pytest.approx(0.1)  # epoch 2
+    assert f(35) == pytest.approx(0.01)  # epoch 3
+
+
+def test_no_weight_decay_on_norms_biases_and_position_tables() -> None:
+    from tailseg.models.backbones.swin import SwinTransformer
+
+    model = nn.ModuleDict(
+        {"swin": SwinTransformer(16, (2, 2, 2, 2), (1, 2, 4, 8), 4), "fc": nn.Linear(3, 4)}
+    )
+    decay, no_decay = parameter_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    no = {names[id(p)] for p in no_decay["params"]}
+    yes = {names[id(p)] for p in decay["params"]}
+    assert "fc.weight" in yes and "fc.bias" in no
+    assert any(n.endswith("relative_position_bias_table") for n in no)
+    assert not any(n.endswith("relative_position_bias_table") for n in yes)
+    assert all("norm" not in n for n in yes)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+
+
+def test_ema_momentum_and_update_by_hand() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    model.weight.data.fill_(1.0)
+    ema = ModelEMA(model, momentum=0.1, gamma=10.0)
+    m0 = 0.9 * math.exp(-1 / 10) + 0.1
+    assert ema.current_momentum() == pytest.approx(m0)
+    model.weight.data.fill_(3.0)
+    ema.update(model)  # 1·(1 - m0) + 3·m0
+    assert float(ema.module.weight) == pytest.approx(1 + 2 * m0)
+    assert int(ema.steps) == 1 and ema.current_momentum() < m0
+    for _ in range(200):
+        ema.update(model)
+    assert float(ema.module.weight) == pytest.approx(3.0, abs=1e-6)
+    assert not ema.module.weight.requires_grad
+
+
+def test_checkpoint_round_trip_and_fallback(tmp_path: Path, caplog) -> None:
+    checkpoint.save(
+        tmp_path / "last.pt", {"model": {"w": torch.ones(2)}, "step": 1}, keep_previous=True
+    )
+    checkpoint.save(
+        tmp_path / "last.pt", {"model": {"w": torch.ones(2)}, "step": 2}, keep_previous=True
+    )
+    path, state = checkpoint.load_last_good(tmp_path)
+    assert path.name == "last.pt" and state["step"] == 2
+    (tmp_path / "last.pt").write_bytes(b"PK\x03\x04 truncated")  # a kill mid-copy elsewhere
+    with caplog.at_level(logging.WARNING, logger="tailseg.engine"):
+        path, state = checkpoint.load_last_good(tmp_path)
+    assert path.name == "last.prev.pt" and state["step"] == 1
+    assert "last.pt: corrupt checkpoint" in caplog.text
+    (tmp_path / "last.prev.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"last\.pt: corrupt.*last\.prev\.pt: corrupt"):
+        checkpoint.load_last_good(tmp_path)
+    assert checkpoint.load_last_good(tmp_path / "empty") is None
+
+
+def test_foreign_file_is_not_a_checkpoint(tmp_path: Path) -> None:
+    torch.save({"weights": 1}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"x\.pt: not a tailseg checkpoint"):
+        checkpoint.load(tmp_path / "x.pt")
