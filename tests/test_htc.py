@@ -157,7 +157,7 @@ def test_masks_of_shared_boxes_are_computed_once_and_equal() -> None:
     boxes = box[[0, 1, 0, 0]]  # box 0 kept for three classes
     labels = torch.tensor([1, 2, 3, 1])
     with torch.no_grad():
-        got = model._masks(feats, [boxes], labels)
+        got = model.masks(feats, [boxes], labels)
         rois = torch.cat([torch.zeros(4, 1), boxes], 1)
         x = model.mask_pool(feats, rois)
         res, acc = None, 0

@@ -19,7 +19,7 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture) -> None:
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for command in ("data", "demo"):
+    for command in ("train", "eval", "data", "model", "demo"):
         assert f"    {command} " in out
 
 
@@ -82,18 +82,3 @@ def test_synth_command_writes_a_loadable_benchmark(tmp_path: Path, capsys) -> No
     assert len(AnnotationFile.load(tmp_path / "val.json").images) == 4
     assert main([*args[:4], "--num-classes", "2"]) == 2
     assert "command line: num_classes: must be >= 3" in capsys.readouterr().err
-
-
-def test_demo_writes_config_stats_and_pictures(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "run"
-    overrides = [
-        "data.synth.train_images=10",
-        "data.synth.val_images=4",
-        "data.synth.min_side=48",
-        "data.synth.max_side=64",
-    ]
-    assert main(["demo", "tiny", *overrides, "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    for name in ("config.yaml", "train_stats.json", "train_long_tail.png", "val_long_tail.png"):
-        assert (out / name).exists() and str(out / name) in printed
-    assert "train_images: 10" in (out / "config.yaml").read_text()

@@ -17,6 +17,7 @@ from tailseg.cli import data as data_cmd
 from tailseg.cli import demo as demo_cmd
 from tailseg.cli import eval as eval_cmd
 from tailseg.cli import model as model_cmd
+from tailseg.cli import predict as predict_cmd
 from tailseg.cli import train as train_cmd
 from tailseg.config import ConfigError
 from tailseg.data import DataError
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmd.add_parser(sub)
     demo_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
+    predict_cmd.add_parser(sub)
     model_cmd.add_parser(sub)
     return parser
 

@@ -234,6 +234,10 @@ class InferConfig:
     short_side: int = 800  # test scale: images are resized so, long side at most max_size
     max_size: int = 1333
     mask_threshold: float = 0.5
+    # test-time augmentation: (long side cap, short side) per scale, each also flipped if
+    # tta_flip; empty = single scale. The report: (1600,1000) (1600,1400) (1800,1200) (1800,1600)
+    tta_scales: tuple[tuple[int, int], ...] = ()
+    tta_flip: bool = False
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_per_img <= 10000, "max_per_img", "must be in 1..10000")

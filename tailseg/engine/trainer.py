@@ -236,7 +236,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
         eval_model = ema.module if ema is not None else model
         metrics = run_evaluation(eval_model, val, gt_val, cfg, d, progress)
         row = {"epoch": epoch, "iterations": state.global_iter, "lr": scheduler.get_last_lr()[0]}
-        row.update({k: v / max(state.loss_count, 1) for k, v in state.loss_sums.items()})
+        row.update(_mean_losses(state, d))
         row.update({f"{sec}.{k}": v for sec, stats in metrics.items() for k, v in stats.items()})
         state.history.append(row)
         state.epoch, state.iter_in_epoch, state.loss_sums, state.loss_count = epoch + 1, 0, {}, 0
@@ -278,6 +278,16 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
     dist.barrier(d)
     dist.shutdown(d)
     return final
+
+
+def _mean_losses(state: RunState, d: dist.Dist) -> dict[str, float]:
+    """Per-epoch mean of each loss, averaged over ranks (each rank saw its share of the batch)."""
+    keys = sorted(state.loss_sums)
+    sums = torch.tensor([state.loss_sums[k] for k in keys], dtype=torch.float64)
+    if d.enabled:
+        torch.distributed.all_reduce(sums)
+        sums /= d.world_size
+    return {k: float(v) / max(state.loss_count, 1) for k, v in zip(keys, sums, strict=True)}
 
 
 def run_evaluation(

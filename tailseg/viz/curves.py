@@ -35,6 +35,8 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     ax_loss.set_ylabel("mean training loss")
     ax_loss.legend(fontsize=7)
     ax_loss.grid(alpha=0.3)
+    for ax in (ax_ap, ax_loss):
+        ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_png(fig, path)

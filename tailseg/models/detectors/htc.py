@@ -218,11 +218,18 @@ class HybridTaskCascade(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def detect(
-        self, feats: list[Tensor], proposals: list[Tensor], image_sizes: list[tuple[int, int]]
-    ) -> list[InstanceDetections]:
-        counts = [len(p) for p in proposals]
-        boxes = proposals
+    def features(self, images: list[Tensor]) -> tuple[list[Tensor], list[tuple[int, int]]]:
+        """FPN levels P2..P6 of a batch, and each image's size before padding."""
+        batch = batch_images(images, self.pixel_mean, self.pixel_std)
+        return self.neck(self.backbone(batch.tensor)), batch.image_sizes
+
+    @torch.no_grad()
+    def score_boxes(
+        self, feats: list[Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Run the box stages on proposals: per image, class probabilities (R_i, C) from the
+        stages' averaged logits, and the last stage's boxes (R_i, 4)."""
+        counts = [len(b) for b in boxes]
         logits_sum: Tensor | None = None
         for i in range(len(self.stages)):
             logits, deltas = self.box_heads[i](self.box_pool(feats, rois_with_batch_index(boxes)))
@@ -231,22 +238,30 @@ class HybridTaskCascade(nn.Module):
                 self.coders[i].decode(b, d, size)
                 for b, d, size in zip(boxes, deltas.split(counts), image_sizes, strict=True)
             ]  # the last stage's boxes are the final ones
-        probs = self.cls_loss.probabilities(logits_sum / len(self.stages)).split(counts)  # (R_i, C)
+        probs = self.cls_loss.probabilities(logits_sum / len(self.stages))  # (R, C)
+        return list(probs.split(counts)), boxes
+
+    def nms(self, boxes: Tensor, probs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         s = self.settings
+        if not len(boxes):
+            return empty_like_dets(boxes.device)
+        return multiclass_nms(boxes, probs, s.score_thr, s.nms_iou, s.max_per_img)
+
+    @torch.no_grad()
+    def detect(
+        self, feats: list[Tensor], proposals: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> list[InstanceDetections]:
+        probs, boxes = self.score_boxes(feats, proposals, image_sizes)
         out = []
         for b, p, size in zip(boxes, probs, image_sizes, strict=True):
-            det_boxes, det_scores, det_labels = (
-                multiclass_nms(b, p, s.score_thr, s.nms_iou, s.max_per_img)
-                if len(b)
-                else empty_like_dets(b.device)
-            )
+            det_boxes, det_scores, det_labels = self.nms(b, p)
             out.append(InstanceDetections(det_boxes, det_scores, det_labels, None, size))
-        masks = self._masks(feats, [d.boxes for d in out], torch.cat([d.labels for d in out]))
+        masks = self.masks(feats, [d.boxes for d in out], torch.cat([d.labels for d in out]))
         for d, m in zip(out, masks.split([len(d) for d in out]), strict=True):
             d.masks = m
         return out
 
-    def _masks(self, feats: list[Tensor], boxes: list[Tensor], labels: Tensor) -> Tensor:
+    def masks(self, feats: list[Tensor], boxes: list[Tensor], labels: Tensor) -> Tensor:
         """Mean over stages of sigmoid mask logits of each detection's class, (N, 28, 28).
 
         Class-wise NMS on class-agnostic boxes often keeps one box for several classes; mask

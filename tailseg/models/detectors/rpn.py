@@ -53,7 +53,7 @@ class RPN(nn.Module):
         logits, deltas = self.head(feats)
         anchors = self.anchors([tuple(f.shape[-2:]) for f in feats], feats[0].device)
         settings = self.train_settings if self.training else self.test_settings
-        proposals = self.proposals(logits, deltas, anchors, image_sizes, settings)
+        proposals = [b for b, _ in self.proposals(logits, deltas, anchors, image_sizes, settings)]
         losses: dict[str, Tensor] = {}
         if gt_boxes is not None:
             losses = self.losses(logits, deltas, anchors, gt_boxes, generators)
@@ -67,8 +67,9 @@ class RPN(nn.Module):
         anchors: list[Tensor],
         image_sizes: list[tuple[int, int]],
         s: ProposalSettings,
-    ) -> list[Tensor]:
-        """Top `pre_nms_per_level` per level, decoded, clipped, NMS per level, top `max`."""
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Per image (boxes (N, 4), objectness (N,)): top `pre_nms_per_level` per level,
+        decoded, clipped, NMS per level, the best `max_proposals`."""
         out = []
         for i, size in enumerate(image_sizes):
             boxes, scores, levels = [], [], []
@@ -83,8 +84,17 @@ class RPN(nn.Module):
             valid = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
             b, sc, lv = b[valid], sc[valid], lv[valid]
             keep = batched_nms(b, sc, lv, s.nms_iou)[: s.max_proposals]  # sorted by score
-            out.append(b[keep])
+            out.append((b[keep], sc[keep]))
         return out
+
+    @torch.no_grad()
+    def propose(
+        self, feats: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Test-time proposals with their objectness, per image."""
+        logits, deltas = self.head(feats)
+        anchors = self.anchors([tuple(f.shape[-2:]) for f in feats], feats[0].device)
+        return self.proposals(logits, deltas, anchors, image_sizes, self.test_settings)
 
     def losses(
         self,

@@ -1,0 +1,119 @@
+"""`tailseg predict CONFIG --checkpoint CKPT (--images ... | --dataset GT.json) --out DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pycocotools.mask as mask_utils
+import torch
+
+from tailseg.cli.common import load_run_config
+from tailseg.data import AnnotationFile
+from tailseg.engine.checkpoint import CheckpointError
+from tailseg.evaluation import evaluate, from_results, make_protocol
+from tailseg.evaluation.report import format_result
+from tailseg.inference.predict import (
+    images_from_dataset,
+    images_from_paths,
+    load_model,
+    predict_images,
+)
+from tailseg.utils.files import atomic_write_json, atomic_write_text
+from tailseg.viz.figures import plt, save_png
+from tailseg.viz.overlay import draw_instances
+
+REPORT_TTA = "[[1600,1000],[1600,1400],[1800,1200],[1800,1600]]"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict images or a split; results json, overlays, AP")
+    p.add_argument("config", help="config path or name under configs/")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. infer.max_per_img=1000")
+    p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", nargs="+", help="image files or folders")
+    src.add_argument("--dataset", help="annotation json whose images are predicted and evaluated")
+    p.add_argument("--image-root", help="folder of --dataset's images (default: beside it/images)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help=f"the report's multi-scale + flip TTA (infer.tta_scales={REPORT_TTA})",
+    )
+    p.add_argument("--draw", action="store_true", help="write an overlay PNG per image")
+    p.add_argument("--score-threshold", type=float, default=0.3, help="overlays: min score")
+    p.add_argument("--topk", type=int, default=30, help="overlays: at most this many")
+    p.add_argument("--protocol", choices=["coco", "lvis", "challenge2021"], default="lvis")
+    p.add_argument("--iou-type", choices=["segm", "bbox", "boundary"])
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.tta:
+        overrides += [f"infer.tta_scales={REPORT_TTA}", "infer.tta_flip=true"]
+    cfg = load_run_config(args.config, overrides)
+    out = Path(args.out)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model = load_model(cfg, args.checkpoint, device)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    gt = None
+    if args.dataset:
+        gt = AnnotationFile.load(args.dataset, keep_degenerate=True)
+        root = args.image_root or Path(args.dataset).parent / "images"
+        inputs, category_ids = images_from_dataset(gt, root), gt.category_ids
+        if len(category_ids) != cfg.model.num_classes:
+            print(
+                f"error: {args.dataset}: {len(category_ids)} categories, the model has "
+                f"{cfg.model.num_classes}",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        inputs = images_from_paths(args.images)
+        category_ids = list(range(1, cfg.model.num_classes + 1))
+        atomic_write_json(
+            out / "images.json", [{"id": i.image_id, "file": str(i.path)} for i in inputs], indent=1
+        )
+    names = [c.name for c in gt.categories] if gt else [str(c) for c in category_ids]
+
+    def draw(item, image, det) -> None:
+        keep = (det.scores >= args.score_threshold).nonzero().flatten()[: args.topk]
+        rles = det.to_rles(cfg.infer.mask_threshold)
+        sel = [rles[i] for i in keep.tolist()]
+        h, w = image.shape[-2:]
+        masks = (
+            torch.from_numpy(mask_utils.decode(sel).reshape(h, w, -1).transpose(2, 0, 1)).bool()
+            if sel
+            else torch.zeros((0, h, w), dtype=torch.bool)
+        )
+        fig, ax = plt.subplots(figsize=(6, 6 * image.shape[-2] / image.shape[-1]))
+        draw_instances(ax, image, det.boxes[keep], masks, det.labels[keep], names, det.scores[keep])
+        save_png(fig, out / "overlays" / f"{item.image_id:012d}.png")
+
+    results, skipped = predict_images(
+        model, inputs, cfg, category_ids, not args.no_progress, draw if args.draw else None
+    )
+    atomic_write_json(out / "results.json", results)
+    print(
+        f"results: {out / 'results.json'} ({len(results)} detections, "
+        f"{len(inputs) - len(skipped)} images)"
+    )
+    if skipped:
+        atomic_write_text(out / "skipped.txt", "\n".join(skipped) + "\n")
+        print(f"skipped {len(skipped)} unreadable images: {out / 'skipped.txt'}")
+    if gt is not None:
+        protocol = make_protocol(args.protocol, args.iou_type)
+        predicted = {r["image_id"] for r in results}
+        dets = from_results(results, gt, need_masks=protocol.iou_type != "bbox")
+        result = evaluate(gt, dets, protocol)
+        print(format_result(result))
+        atomic_write_json(out / "metrics.json", result.to_json(), indent=1)
+        print(f"metrics: {out / 'metrics.json'} ({len(predicted)} images with detections)")
+    return 0

@@ -1,0 +1,1 @@
+"""Inference: single-scale and multi-scale + flip test-time augmentation, prediction files."""

@@ -1,0 +1,126 @@
+"""Predicting image folders or an annotated split into an LVIS/COCO results file."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from tailseg.config import Config
+from tailseg.data import AnnotationFile, DataError
+from tailseg.data.dataset import read_image
+from tailseg.engine import checkpoint
+from tailseg.engine.evaluate import predict_image
+from tailseg.inference.tta import tta_detect
+from tailseg.models.build import build_model
+from tailseg.models.detectors.htc import HybridTaskCascade
+from tailseg.structures.detections import InstanceDetections
+
+log = logging.getLogger("tailseg.inference")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass
+class InputImage:
+    image_id: int
+    path: Path
+    expected_hw: tuple[int, int] | None = None
+
+
+def load_model(cfg: Config, checkpoint_path: str | Path, device: torch.device) -> HybridTaskCascade:
+    """The config's model with a checkpoint's `model` weights (best.pt holds the EMA weights)."""
+    state = checkpoint.load(checkpoint_path)
+    model = build_model(cfg.model, cfg.infer)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise checkpoint.CheckpointError(
+            f"{checkpoint_path}: weights do not fit the config's model ({str(e)[:300]})"
+        ) from None
+    return model.to(device).eval()
+
+
+def images_from_paths(paths: list[str]) -> list[InputImage]:
+    """Files, or every image file of folders (sorted); ids 1, 2, ... in that order."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(p)
+    if not files:
+        raise DataError(f"{', '.join(paths)}: no images found")
+    return [InputImage(i + 1, f) for i, f in enumerate(files)]
+
+
+def images_from_dataset(gt: AnnotationFile, root: str | Path) -> list[InputImage]:
+    out = []
+    for im in gt.images:
+        try:
+            path = gt.image_path(im, root)
+        except DataError as e:
+            log.warning("%s", e)
+            path = Path(root) / (im.file_name or f"missing-{im.id}")
+        out.append(InputImage(im.id, path, (im.height, im.width)))
+    return out
+
+
+def detect(model: HybridTaskCascade, image: Tensor, cfg: Config) -> InstanceDetections:
+    infer = cfg.infer
+    if infer.tta_scales:
+        return tta_detect(model, image, [tuple(s) for s in infer.tta_scales], infer.tta_flip)
+    if infer.tta_flip:
+        return tta_detect(model, image, [(infer.max_size, infer.short_side)], True)
+    return predict_image(model, image, infer)
+
+
+def results_of(
+    det: InstanceDetections, image_id: int, category_ids: list[int], threshold: float
+) -> list[dict[str, Any]]:
+    """LVIS/COCO results entries: RLE mask, xywh box, score, category id."""
+    rles = det.to_rles(threshold)
+    out = []
+    for box, score, label, rle in zip(
+        det.boxes.tolist(), det.scores.tolist(), det.labels.tolist(), rles, strict=True
+    ):
+        x0, y0, x1, y1 = box
+        out.append(
+            {
+                "image_id": image_id,
+                "category_id": category_ids[label],
+                "score": round(float(score), 6),
+                "segmentation": rle,
+                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+            }
+        )
+    return out
+
+
+def predict_images(
+    model: HybridTaskCascade,
+    inputs: list[InputImage],
+    cfg: Config,
+    category_ids: list[int],
+    progress: bool = True,
+    on_image: Any = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(results entries, one line per skipped image). `on_image(input, image, det)` is called
+    for every predicted image (for drawing)."""
+    results, skipped = [], []
+    for item in tqdm(inputs, desc="predict", disable=not progress):
+        try:
+            image = read_image(item.path, item.expected_hw)
+        except DataError as e:
+            skipped.append(str(e))
+            log.warning("skipped: %s", e)
+            continue
+        det = detect(model, image, cfg)
+        results += results_of(det, item.image_id, category_ids, cfg.infer.mask_threshold)
+        if on_image is not None:
+            on_image(item, image, det)
+    return results, skipped

@@ -1,0 +1,140 @@
+"""Multi-scale + flip test-time augmentation, merged as HTC merges it.
+
+For an image and augmentations a = (scale, flip):
+  1. proposals of every augmentation, mapped back to the image (rescaled, flips undone), are
+     merged by NMS (IoU 0.7) into one set of at most `test_proposals`;
+  2. each augmentation scores that common set: class probabilities from its stages' averaged
+     logits, and its last stage's boxes mapped back; probabilities and boxes are averaged over
+     augmentations (per proposal, since the set is shared);
+  3. one class-wise NMS keeps up to `max_per_img` detections;
+  4. every augmentation predicts masks for the kept boxes (mapped into its frame), only in each
+     detection's class channel; flipped ones are mirrored back; the 28×28 box-relative masks are
+     averaged. Averaging in box-relative coordinates rather than after pasting each at full
+     resolution is the one deviation from mmdetection: the boxes are the same box in every frame,
+     so only interpolation order differs, and memory stays at N × 28 × 28 per augmentation.
+With one augmentation (no flip) every step reduces to plain inference, exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torchvision.ops import nms
+
+from tailseg.data.transforms.common import resize_image, scaled_size
+from tailseg.models.detectors.htc import HybridTaskCascade
+from tailseg.structures.detections import InstanceDetections
+
+
+def to_frame(boxes: Tensor, scale: tuple[float, float], flip: bool, width: int) -> Tensor:
+    """Image-frame boxes → augmented frame (scale (sx, sy), then mirror in `width`)."""
+    sx, sy = scale
+    out = boxes * boxes.new_tensor([sx, sy, sx, sy])
+    if flip:
+        out = torch.stack([width - out[:, 2], out[:, 1], width - out[:, 0], out[:, 3]], dim=1)
+    return out
+
+
+def from_frame(boxes: Tensor, scale: tuple[float, float], flip: bool, width: int) -> Tensor:
+    """Augmented-frame boxes → image frame (the inverse of `to_frame`)."""
+    if flip:
+        boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
+    sx, sy = scale
+    return boxes / boxes.new_tensor([sx, sy, sx, sy])
+
+
+@dataclass
+class Frame:
+    """One augmentation of the image: FPN features, its size, scale (sx, sy) and flip."""
+
+    feats: list[Tensor]
+    size: tuple[int, int]
+    scale: tuple[float, float]
+    flip: bool
+
+
+class Augmented:
+    """An image seen under several augmentations; boxes move between the image frame and each
+    augmentation's frame (with one augmentation the image frame *is* its frame: no round trip,
+    so the result equals plain inference bit for bit)."""
+
+    def __init__(
+        self, model: HybridTaskCascade, image: Tensor, scales: list[tuple[int, int]], flip: bool
+    ) -> None:
+        self.model = model
+        self.h, self.w = image.shape[-2:]
+        device = next(model.parameters()).device
+        self.frames: list[Frame] = []
+        for long_side, short_side in scales:
+            size = scaled_size(self.h, self.w, short_side, long_side)
+            img = resize_image(image, size).to(device)
+            for f in (False, True) if flip else (False,):
+                feats, sizes = model.features([img.flip(-1) if f else img])
+                self.frames.append(Frame(feats, sizes[0], (size[1] / self.w, size[0] / self.h), f))
+        self.single = len(self.frames) == 1
+        self.n_roi = len(model.box_pool.strides)  # RoI features come from P2..P5
+
+    def to_frame(self, boxes: Tensor, fr: Frame) -> Tensor:
+        return boxes if self.single else to_frame(boxes, fr.scale, fr.flip, fr.size[1])
+
+    def from_frame(self, boxes: Tensor, fr: Frame) -> Tensor:
+        return boxes if self.single else from_frame(boxes, fr.scale, fr.flip, fr.size[1])
+
+    @torch.no_grad()
+    def proposals(self) -> Tensor:
+        """Every augmentation's proposals in the image frame, merged by NMS."""
+        props, scores = [], []
+        for fr in self.frames:
+            ((b, sc),) = self.model.rpn.propose(fr.feats, [fr.size])
+            props.append(self.from_frame(b, fr))
+            scores.append(sc)
+        if self.single:
+            return props[0]
+        merged, merged_scores = torch.cat(props), torch.cat(scores)
+        s = self.model.rpn.test_settings
+        return merged[nms(merged, merged_scores, s.nms_iou)[: s.max_proposals]]
+
+    @torch.no_grad()
+    def score(self, proposals: Tensor) -> tuple[Tensor, Tensor]:
+        """Class probabilities (R, C) and boxes (R, 4) averaged over augmentations."""
+        probs_sum, boxes_sum = None, None
+        for fr in self.frames:
+            (p,), (b,) = self.model.score_boxes(
+                fr.feats[: self.n_roi], [self.to_frame(proposals, fr)], [fr.size]
+            )
+            b = self.from_frame(b, fr)
+            probs_sum = p if probs_sum is None else probs_sum + p
+            boxes_sum = b if boxes_sum is None else boxes_sum + b
+        probs, boxes = probs_sum / len(self.frames), boxes_sum / len(self.frames)
+        if not self.single:
+            limit = boxes.new_tensor([self.w, self.h, self.w, self.h])
+            boxes = torch.minimum(boxes.clamp(min=0), limit)
+        return probs, boxes
+
+    @torch.no_grad()
+    def masks(self, boxes: Tensor, labels: Tensor) -> Tensor:
+        """(N, 28, 28) mask probabilities in box coordinates, averaged (flips mirrored back)."""
+        total = None
+        for fr in self.frames:
+            m = self.model.masks(fr.feats[: self.n_roi], [self.to_frame(boxes, fr)], labels)
+            m = m.flip(-1) if fr.flip else m
+            total = m if total is None else total + m
+        return total / len(self.frames)
+
+
+@torch.no_grad()
+def tta_detect(
+    model: HybridTaskCascade, image: Tensor, scales: list[tuple[int, int]], flip: bool
+) -> InstanceDetections:
+    """Detections of a uint8 (3, H, W) image in its own frame, over scales × {no flip, flip}."""
+    model.eval()
+    aug = Augmented(model, image, scales, flip)
+    probs, boxes = aug.score(aug.proposals())
+    det_boxes, det_scores, det_labels = model.nms(boxes, probs)
+    masks = aug.masks(det_boxes, det_labels)
+    if aug.single:  # boxes are in the augmentation's frame: rescale as plain inference does
+        det = InstanceDetections(det_boxes, det_scores, det_labels, masks, aug.frames[0].size)
+        return det.rescale((aug.h, aug.w))
+    return InstanceDetections(det_boxes, det_scores, det_labels, masks, (aug.h, aug.w))

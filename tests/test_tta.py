@@ -1,0 +1,59 @@
+"""Test-time augmentation: one scale without flip is plain inference; flip merging is symmetric."""
+
+from __future__ import annotations
+
+import torch
+
+from tailseg.config import InferConfig
+from tailseg.engine.evaluate import predict_image
+from tailseg.inference.tta import Augmented, from_frame, to_frame, tta_detect
+from tests.test_htc import image, tiny_model
+
+
+def test_one_scale_without_flip_is_plain_inference() -> None:
+    model = tiny_model("infer.max_per_img=30").eval()
+    img = image(90, 120, seed=4)
+    infer = InferConfig(short_side=112, max_size=160)
+    plain = predict_image(model, img, infer)
+    tta = tta_detect(model, img, [(160, 112)], flip=False)
+    assert tta.image_size == plain.image_size == (90, 120)
+    for field in ("boxes", "scores", "labels", "masks"):
+        assert torch.equal(getattr(tta, field), getattr(plain, field)), field
+
+
+def test_frame_mapping_round_trips() -> None:
+    boxes = torch.tensor([[10.0, 5.0, 30.0, 25.0], [0.0, 0.0, 100.0, 50.0]])
+    for flip in (False, True):
+        there = to_frame(boxes, (1.5, 2.0), flip, width=150)
+        torch.testing.assert_close(from_frame(there, (1.5, 2.0), flip, width=150), boxes)
+    assert to_frame(boxes, (1.0, 1.0), True, width=100)[0].tolist() == [70.0, 5.0, 90.0, 25.0]
+
+
+def test_flip_merge_on_a_symmetric_image_is_symmetric() -> None:
+    model = tiny_model().eval()
+    half = image(96, 64, seed=8)
+    img = torch.cat([half, half.flip(-1)], dim=-1)  # (3, 96, 128), mirror-symmetric
+    assert torch.equal(img, img.flip(-1))
+    aug = Augmented(model, img, [(128, 96)], flip=True)  # the frames keep the image's size
+    assert len(aug.frames) == 2 and aug.frames[0].size == (96, 128)
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(6, 2, generator=g) * torch.tensor([80.0, 60.0])
+    boxes = torch.cat([xy, xy + 20 + torch.rand(6, 2, generator=g) * 30], dim=1)
+    mirror = torch.stack([128 - boxes[:, 2], boxes[:, 1], 128 - boxes[:, 0], boxes[:, 3]], 1)
+    probs, out = aug.score(torch.cat([boxes, mirror]))
+    torch.testing.assert_close(probs[:6], probs[6:], rtol=1e-5, atol=1e-6)
+    out_mirror = torch.stack([128 - out[6:, 2], out[6:, 1], 128 - out[6:, 0], out[6:, 3]], 1)
+    torch.testing.assert_close(out[:6], out_mirror, rtol=1e-5, atol=1e-3)
+    labels = torch.arange(6) % 6
+    masks = aug.masks(torch.cat([boxes, mirror]), torch.cat([labels, labels]))
+    torch.testing.assert_close(masks[:6], masks[6:].flip(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_multi_scale_flip_tta_returns_image_frame_detections() -> None:
+    model = tiny_model("infer.max_per_img=25").eval()
+    img = image(80, 100, seed=9)
+    det = tta_detect(model, img, [(128, 96), (160, 120)], flip=True)
+    assert det.image_size == (80, 100) and 0 < len(det) <= 25
+    assert (det.boxes[:, 2] <= 100).all() and (det.boxes[:, 3] <= 80).all()
+    assert det.masks.shape == (len(det), 28, 28)
+    assert len(det.to_rles()) == len(det)
