@@ -209,3 +209,17 @@ def test_preview_command_writes_a_grid(tmp_path: Path, capsys) -> None:
     ]
     assert main(["data", "preview", "tiny", *small, "--out", str(out), "--n", "4"]) == 0
     assert out.read_bytes().startswith(b"\x89PNG") and str(out) in capsys.readouterr().out
+
+
+def test_loader_workers_give_the_same_samples(synth: InstanceDataset) -> None:
+    from tailseg.engine.trainer import _batches
+
+    cfg = AugmentConfig(scale_range=(48, 64), max_size=96, mosaic_scale_range=(64, 80))
+    data = AugmentedDataset(synth, repeat_factors(synth.ann, 0.5, synth.images), cfg, seed=2)
+    batches = [[0, 3], [5, 1], [2]]
+    here = list(_batches(data, batches, 0))
+    workers = list(_batches(data, batches, 2))
+    assert [len(b) for b in workers] == [2, 2, 1]
+    for a, b in zip(here, workers, strict=True):
+        for (ia, ta), (ib, tb) in zip(a, b, strict=True):
+            assert torch.equal(ia, ib) and torch.equal(ta.masks, tb.masks)

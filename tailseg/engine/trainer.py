@@ -12,6 +12,7 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,9 +188,9 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
             leave=False,
         )
         t0, seen = time.perf_counter(), 0
-        for it in bar:
+        loader = _batches(data, batches[state.iter_in_epoch :], cfg.data.num_workers)
+        for it, samples in zip(bar, loader, strict=True):
             batch = batches[it]
-            samples = [data[i] for i in batch]
             images = [s[0].to(d.device) for s in samples]
             targets = [s[1].to(d.device) for s in samples]
             positions = [
@@ -200,12 +201,16 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
             with cast:
                 losses = net(images, targets, seeds)
             total = sum(losses.values())
-            if not torch.isfinite(total):
-                bad = [k for k, v in losses.items() if not torch.isfinite(v)]
+            finite = torch.isfinite(total.detach()).float()
+            if d.enabled:  # every rank stops together, or none does
+                torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+            if not finite:
+                bad = [f"{k} = {float(v)}" for k, v in losses.items() if not torch.isfinite(v)]
+                last = run_dir / "last.pt"
                 raise TrainingError(
                     f"non-finite loss at step {state.global_iter} (epoch {epoch}, iteration {it}):"
-                    f" {', '.join(f'{k} = {float(losses[k])}' for k in bad)}; the last good "
-                    f"checkpoint is {run_dir / 'last.pt'} (resume with --resume)"
+                    f" {', '.join(bad) or 'on another rank'}; last good checkpoint: "
+                    f"{last if last.exists() else 'none yet'} (resume with --resume)"
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
@@ -278,6 +283,22 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
     dist.barrier(d)
     dist.shutdown(d)
     return final
+
+
+def _batches(data: AugmentedDataset, batches: list[list[int]], workers: int) -> Iterator:
+    """The samples of each batch, loaded here or by `workers` processes (same samples either
+    way: a sample is a function of seed, epoch and index)."""
+    if workers == 0:
+        return ([data[i] for i in b] for b in batches)
+    return iter(
+        torch.utils.data.DataLoader(
+            data, batch_sampler=batches, num_workers=workers, collate_fn=_as_list
+        )
+    )
+
+
+def _as_list(samples: list) -> list:
+    return samples
 
 
 def _mean_losses(state: RunState, d: dist.Dist) -> dict[str, float]:
