@@ -17,8 +17,10 @@ C = 6
 
 
 def tiny_model(*overrides: str) -> HybridTaskCascade:
+    """The tiny config's HTC with a plain softmax head (tests of Seesaw ask for it)."""
     torch.manual_seed(0)
-    cfg = load_config(str(TINY), [f"model.num_classes={C}", *overrides])
+    plain = ["model.roi.cls_loss=softmax", "model.roi.classifier=linear"]
+    cfg = load_config(str(TINY), [f"model.num_classes={C}", *plain, *overrides])
     return build_model(cfg.model, cfg.infer)
 
 

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from tailseg.cli.main import main
-from tailseg.config import SynthConfig
+from tailseg.config import SynthConfig, load_config
 from tailseg.data import AnnotationFile
 from tailseg.data.synth import generate
 from tailseg.engine import checkpoint
 from tailseg.evaluation import from_results
-from tests.test_htc import tiny_model
+from tailseg.models.build import build_model
+from tests.test_htc import TINY
 
 OVERRIDES = [
     "model.num_classes=6",
@@ -32,7 +33,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
     data = generate(root / "data", cfg, progress=False)
     ckpt = root / "best.pt"
-    checkpoint.save(ckpt, {"model": tiny_model("infer.max_per_img=20").state_dict()})
+    torch.manual_seed(0)
+    model = build_model(load_config(str(TINY), OVERRIDES).model)  # the CLI's model exactly
+    checkpoint.save(ckpt, {"model": model.state_dict()})
     return data.val_json, ckpt
 
 
