@@ -113,3 +113,35 @@ def test_checkpoint_that_does_not_fit_is_named(setup, tmp_path: Path, capsys) ->
     ]
     assert main(args) == 2
     assert f"{bad}: weights do not fit" in capsys.readouterr().err
+
+
+def test_batched_prediction_equals_one_by_one(setup, tmp_path: Path) -> None:
+    val, ckpt = setup
+    src = sorted((val.parent / "images" / "val").glob("*.jpg"))[0]
+    images = tmp_path / "same"
+    images.mkdir()
+    for i in range(3):  # equal sizes: batching pads nothing, so results must not change
+        (images / f"{i}.jpg").write_bytes(src.read_bytes())
+    outs = []
+    for bs in ("1", "3"):
+        out = tmp_path / f"b{bs}"
+        args = [
+            "predict",
+            "tiny",
+            *OVERRIDES,
+            "--checkpoint",
+            str(ckpt),
+            "--images",
+            str(images),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--batch-size",
+            bs,
+        ]
+        assert main(args) == 0
+        outs.append(json.loads((out / "results.json").read_text()))
+    one, three = outs
+    assert [r["image_id"] for r in one] == [r["image_id"] for r in three]
+    for a, b in zip(one, three, strict=True):
+        assert a["category_id"] == b["category_id"] and abs(a["score"] - b["score"]) < 1e-4

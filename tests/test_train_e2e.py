@@ -19,6 +19,7 @@ from tailseg.config import load_config
 from tailseg.engine.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
+RUN_FILES = ("config.yaml", "metrics.jsonl", "curves.png", "best.pt", "last.pt", "metrics.json")
 SMALL = [
     "model.num_classes=8",
     "data.synth.num_classes=8",
@@ -45,14 +46,7 @@ def test_training_learns_masks(tmp_path: Path) -> None:
     )
     final = train(cfg, tmp_path, progress=False)
     assert final["segm"]["AP"] > 0.02, final
-    for name in (
-        "config.yaml",
-        "metrics.jsonl",
-        "curves.png",
-        "best.pt",
-        "last.pt",
-        "metrics.json",
-    ):
+    for name in RUN_FILES:
         assert (tmp_path / name).exists(), name
     assert {"segm", "best_epoch"} <= set(final)
 
@@ -235,15 +229,7 @@ def test_demo_writes_every_artefact(tmp_path: Path, capsys) -> None:
     )
     printed = capsys.readouterr().out
     assert "mask AP" in printed and "AP‡" in printed
-    for name in (
-        "config.yaml",
-        "metrics.jsonl",
-        "curves.png",
-        "best.pt",
-        "last.pt",
-        "metrics.json",
-        "train_long_tail.png",
-    ):
+    for name in (*RUN_FILES, "train_long_tail.png"):
         assert (out / name).exists(), name
     assert len(list((out / "predictions").glob("*.png"))) == 2
 

@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topk", type=int, default=30, help="overlays: at most this many")
     p.add_argument("--protocol", choices=["coco", "lvis", "challenge2021"], default="lvis")
     p.add_argument("--iou-type", choices=["segm", "bbox", "boundary"])
+    p.add_argument("--batch-size", type=int, default=2, help="images per forward (no TTA)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -98,7 +99,13 @@ def run(args: argparse.Namespace) -> int:
         save_png(fig, out / "overlays" / f"{item.image_id:012d}.png")
 
     results, skipped = predict_images(
-        model, inputs, cfg, category_ids, not args.no_progress, draw if args.draw else None
+        model,
+        inputs,
+        cfg,
+        category_ids,
+        not args.no_progress,
+        draw if args.draw else None,
+        args.batch_size,
     )
     atomic_write_json(out / "results.json", results)
     print(

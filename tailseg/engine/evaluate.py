@@ -27,6 +27,22 @@ def predict_image(model: nn.Module, image: torch.Tensor, infer: InferConfig) -> 
 
 
 @torch.no_grad()
+def predict_batch(
+    model: nn.Module, images: list[torch.Tensor], infer: InferConfig
+) -> list[InstanceDetections]:
+    """Detections of several uint8 (3, H, W) images in one forward, each in its own frame."""
+    if not images:
+        return []
+    device = next(model.parameters()).device
+    resized = [
+        resize_image(im, scaled_size(*im.shape[-2:], infer.short_side, infer.max_size)).to(device)
+        for im in images
+    ]
+    dets = model(resized)
+    return [d.rescale(tuple(im.shape[-2:])) for d, im in zip(dets, images, strict=True)]
+
+
+@torch.no_grad()
 def predict_split(
     model: nn.Module,
     data: InstanceDataset,

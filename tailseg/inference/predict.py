@@ -15,7 +15,7 @@ from tailseg.config import Config
 from tailseg.data import AnnotationFile, DataError
 from tailseg.data.dataset import read_image
 from tailseg.engine import checkpoint
-from tailseg.engine.evaluate import predict_image
+from tailseg.engine.evaluate import predict_batch, predict_image
 from tailseg.inference.tta import tta_detect
 from tailseg.models.build import build_model
 from tailseg.models.detectors.htc import HybridTaskCascade
@@ -108,19 +108,30 @@ def predict_images(
     category_ids: list[int],
     progress: bool = True,
     on_image: Any = None,
+    batch_size: int = 1,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(results entries, one line per skipped image). `on_image(input, image, det)` is called
-    for every predicted image (for drawing)."""
+    """(results entries, one line per skipped image). Plain inference runs `batch_size` images
+    per forward (TTA one at a time). `on_image(input, image, det)` is called for every image."""
     results, skipped = [], []
-    for item in tqdm(inputs, desc="predict", disable=not progress):
-        try:
-            image = read_image(item.path, item.expected_hw)
-        except DataError as e:
-            skipped.append(str(e))
-            log.warning("skipped: %s", e)
-            continue
-        det = detect(model, image, cfg)
-        results += results_of(det, item.image_id, category_ids, cfg.infer.mask_threshold)
-        if on_image is not None:
-            on_image(item, image, det)
+    tta = bool(cfg.infer.tta_scales or cfg.infer.tta_flip)
+    step = 1 if tta else max(1, batch_size)
+    bar = tqdm(total=len(inputs), desc="predict", disable=not progress)
+    for start in range(0, len(inputs), step):
+        batch: list[tuple[InputImage, Tensor]] = []
+        for item in inputs[start : start + step]:
+            try:
+                batch.append((item, read_image(item.path, item.expected_hw)))
+            except DataError as e:
+                skipped.append(str(e))
+                log.warning("skipped: %s", e)
+        if tta:
+            dets = [detect(model, image, cfg) for _, image in batch]
+        else:
+            dets = predict_batch(model, [image for _, image in batch], cfg.infer)
+        for (item, image), det in zip(batch, dets, strict=True):
+            results += results_of(det, item.image_id, category_ids, cfg.infer.mask_threshold)
+            if on_image is not None:
+                on_image(item, image, det)
+        bar.update(len(inputs[start : start + step]))
+    bar.close()
     return results, skipped
