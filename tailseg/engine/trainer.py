@@ -205,7 +205,9 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
             if d.enabled:  # every rank stops together, or none does
                 torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
             if not finite:
-                bad = [f"{k} = {float(v)}" for k, v in losses.items() if not torch.isfinite(v)]
+                bad = [
+                    f"{k} = {float(v.detach())}" for k, v in losses.items() if not torch.isfinite(v)
+                ]
                 last = run_dir / "last.pt"
                 raise TrainingError(
                     f"non-finite loss at step {state.global_iter} (epoch {epoch}, iteration {it}):"
