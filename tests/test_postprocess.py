@@ -55,3 +55,21 @@ def test_pasting_keeps_the_mask_shape_and_rescales() -> None:
     assert big.boxes.tolist() == [[0.0, 0.0, 40.0, 20.0]]
     m2 = mask_utils.decode(big.to_rles()[0]).astype(bool)
     assert m2[:, :20].all() and not m2[:, 20:].any()
+
+
+def test_bitmaps_equal_the_decoded_rles() -> None:
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(5, 2, generator=g) * 30
+    d = InstanceDetections(
+        torch.cat([xy, xy + 5 + torch.rand(5, 2, generator=g) * 20], 1),
+        torch.rand(5, generator=g),
+        torch.zeros(5, dtype=torch.long),
+        torch.rand(5, 28, 28, generator=g),
+        (40, 50),
+    )
+    rles = d.to_rles()
+    keep = torch.tensor([4, 1])
+    got = d.bitmaps(keep)
+    for j, i in enumerate(keep.tolist()):
+        assert np.array_equal(got[j].numpy(), mask_utils.decode(rles[i]).astype(bool))
+    assert d.bitmaps(torch.zeros(0, dtype=torch.long)).shape == (0, 40, 50)

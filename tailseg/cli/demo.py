@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pycocotools.mask as mask_utils
-import torch
-
 from tailseg.cli.common import load_run_config
 from tailseg.config import Config
 from tailseg.data import AnnotationFile, InstanceDataset
@@ -49,13 +46,7 @@ def draw_predictions(cfg: Config, run_dir: Path, n: int, min_score: float = 0.3)
         image = val.load_image(i)
         det = predict_image(model, image, cfg.infer)
         keep = (det.scores >= min_score).nonzero().flatten()[:20]
-        masks = (
-            torch.from_numpy(
-                mask_utils.decode(det.to_rles(cfg.infer.mask_threshold)).transpose(2, 0, 1)
-            ).bool()[keep]
-            if len(det)
-            else torch.zeros(0, *image.shape[-2:], dtype=torch.bool)
-        )
+        masks = det.bitmaps(keep, cfg.infer.mask_threshold)
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
         t = val.targets(i)
         draw_instances(axes[0], image, t.boxes, t.masks, t.labels, names)

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import pycocotools.mask as mask_utils
 import torch
 
 from tailseg.cli.common import load_run_config
@@ -86,14 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     def draw(item, image, det) -> None:
         keep = (det.scores >= args.score_threshold).nonzero().flatten()[: args.topk]
-        rles = det.to_rles(cfg.infer.mask_threshold)
-        sel = [rles[i] for i in keep.tolist()]
-        h, w = image.shape[-2:]
-        masks = (
-            torch.from_numpy(mask_utils.decode(sel).reshape(h, w, -1).transpose(2, 0, 1)).bool()
-            if sel
-            else torch.zeros((0, h, w), dtype=torch.bool)
-        )
+        masks = det.bitmaps(keep, cfg.infer.mask_threshold)
         fig, ax = plt.subplots(figsize=(6, 6 * image.shape[-2] / image.shape[-1]))
         draw_instances(ax, image, det.boxes[keep], masks, det.labels[keep], names, det.scores[keep])
         save_png(fig, out / "overlays" / f"{item.image_id:012d}.png")

@@ -38,6 +38,16 @@ class InstanceDetections:
         scale = self.boxes.new_tensor([sx, sy, sx, sy])
         return replace(self, boxes=self.boxes * scale, image_size=image_size)
 
+    def bitmaps(self, index: Tensor, threshold: float = 0.5) -> Tensor:
+        """Full-image masks (K, H, W) bool of the detections at `index` (for drawing)."""
+        h, w = self.image_size
+        idx = index.tolist()
+        canvas = np.zeros((len(idx), h, w), dtype=np.uint8)
+        masks, boxes = self.masks.detach().float().cpu(), self.boxes.detach().float().cpu()
+        for j, i in enumerate(idx):
+            paste_one(canvas[j], masks[i], boxes[i], threshold)
+        return torch.from_numpy(canvas).bool()
+
     def to_rles(self, threshold: float = 0.5, chunk: int = 64) -> list[dict]:
         """Full-image masks as compressed RLE (`counts` str), in detection order."""
         h, w = self.image_size
