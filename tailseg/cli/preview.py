@@ -7,10 +7,9 @@ import math
 from pathlib import Path
 
 from tailseg.cli.common import load_run_config
-from tailseg.config import Config
-from tailseg.data import DataError, InstanceDataset
+from tailseg.data import InstanceDataset
 from tailseg.data.sampling import RepeatFactorSampler, repeat_factors
-from tailseg.data.synth import generate
+from tailseg.data.splits import split_files
 from tailseg.data.transforms.pipeline import AugmentedDataset
 from tailseg.viz.figures import plt, save_png
 from tailseg.viz.overlay import draw_instances
@@ -29,21 +28,11 @@ def add_preview_parser(dsub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_preview)
 
 
-def train_dataset(cfg: Config, data_dir: Path) -> InstanceDataset:
-    """The training split of a config; a synthetic one is generated into data_dir once."""
-    if cfg.data.synth is not None:
-        if not (data_dir / "train.json").exists():
-            generate(data_dir, cfg.data.synth)
-        return InstanceDataset(data_dir / "train.json", data_dir / "images", only_annotated=True)
-    if not cfg.data.train.json:
-        raise DataError("config: data.train.json: no training annotations configured")
-    return InstanceDataset(cfg.data.train.json, cfg.data.train.images, only_annotated=True)
-
-
 def run_preview(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.overrides)
     out = Path(args.out)
-    base = train_dataset(cfg, Path(args.data_dir) if args.data_dir else out.parent / "preview_data")
+    data_dir = Path(args.data_dir) if args.data_dir else out.parent / "preview_data"
+    base = InstanceDataset(*split_files(cfg, "train", data_dir), only_annotated=True)
     a = cfg.data.augment
     factors = repeat_factors(base.ann, a.rfs_threshold, base.images)
     sampler = RepeatFactorSampler(factors, seed=cfg.train.seed, mode=a.rfs_mode)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from tailseg.config import Config, ConfigError, dump, to_dict
 from tailseg.data import AnnotationFile, DataError, InstanceDataset
 from tailseg.data.sampling import RepeatFactorSampler, repeat_factors
-from tailseg.data.synth import generate
+from tailseg.data.splits import split_files
 from tailseg.data.transforms.pipeline import AugmentedDataset
 from tailseg.engine import checkpoint
 from tailseg.engine import distributed as dist
@@ -60,21 +60,6 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     return int(np.random.SeedSequence([seed, 7, epoch, position]).generate_state(1, np.uint64)[0])
 
 
-def data_paths(cfg: Config, run_dir: Path, d: dist.Dist) -> tuple[Path, Path, Path, Path]:
-    """(train json, train images, val json, val images); a synthetic benchmark is made once."""
-    if cfg.data.synth is not None:
-        folder = run_dir / "data"
-        if d.is_main and not (folder / "val.json").exists():
-            generate(folder, cfg.data.synth)
-        dist.barrier(d)
-        return folder / "train.json", folder / "images", folder / "val.json", folder / "images"
-    for split in ("train", "val"):
-        if not getattr(cfg.data, split).json:
-            raise ConfigError(f"config: data.{split}.json: not set (and no data.synth)")
-    t, v = cfg.data.train, cfg.data.val
-    return Path(t.json), Path(t.images), Path(v.json), Path(v.images)
-
-
 def _environment(d: dist.Dist) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -98,7 +83,11 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
         atomic_write_json(run_dir / "environment.json", _environment(d), indent=1)
 
     # data: repeat-factor order, augmentation, validation ground truth
-    train_json, train_images, val_json, val_images = data_paths(cfg, run_dir, d)
+    if d.is_main:  # one rank makes a synthetic benchmark, the others wait for it
+        split_files(cfg, "train", run_dir / "data")
+    dist.barrier(d)
+    train_json, train_images = split_files(cfg, "train", run_dir / "data")
+    val_json, val_images = split_files(cfg, "val", run_dir / "data")
     base = InstanceDataset(train_json, train_images, only_annotated=True)
     val = InstanceDataset(val_json, val_images)
     gt_val = AnnotationFile.load(val_json, keep_degenerate=True)

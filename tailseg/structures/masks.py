@@ -100,17 +100,6 @@ def bbox_xywh(rle: RLE) -> list[float]:
     return [float(v) for v in mask_utils.toBbox(rle)]
 
 
-def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
-    """Tight xyxy boxes (M, 4) of bitmaps (M, H, W); an empty mask gives a zero box."""
-    boxes = np.zeros((len(masks), 4), dtype=np.float32)
-    for i, m in enumerate(masks):
-        ys = np.flatnonzero(m.any(axis=1))
-        xs = np.flatnonzero(m.any(axis=0))
-        if len(xs):
-            boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
-    return boxes
-
-
 def areas(rles: list[RLE]) -> np.ndarray:
     """Areas (N,) float64 of many RLEs.
 
