@@ -25,6 +25,11 @@ OVERRIDES = [
 ]
 
 
+def predict_args(ckpt: Path, out: Path, *rest: str) -> list[str]:
+    """`tailseg predict tiny` with the test overrides, a checkpoint and an output folder."""
+    return ["predict", "tiny", *OVERRIDES, "--checkpoint", str(ckpt), "--out", str(out), *rest]
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("predict")
@@ -42,21 +47,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_predict_dataset_writes_results_overlays_and_metrics(setup, tmp_path: Path, capsys) -> None:
     val, ckpt = setup
     out = tmp_path / "pred"
-    args = [
-        "predict",
-        "tiny",
-        *OVERRIDES,
-        "--checkpoint",
-        str(ckpt),
-        "--dataset",
-        str(val),
-        "--out",
-        str(out),
-        "--draw",
-        "--score-threshold",
-        "0",
-        "--no-progress",
-    ]
+    args = predict_args(
+        ckpt, out, "--dataset", str(val), "--draw", "--score-threshold", "0", "--no-progress"
+    )
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
     gt = AnnotationFile.load(val)
@@ -76,19 +69,7 @@ def test_predict_folder_skips_unreadable_images_and_keeps_the_rest(setup, tmp_pa
         (images / f"{i}.jpg").write_bytes(src.read_bytes())
     (images / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "pred"
-    args = [
-        "predict",
-        "tiny",
-        *OVERRIDES,
-        "--checkpoint",
-        str(ckpt),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--tta",
-    ]
+    args = predict_args(ckpt, out, "--images", str(images), "--no-progress", "--tta")
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
     assert {r["image_id"] for r in results} == {1, 2}  # broken.jpg sorts last (id 3)
@@ -100,17 +81,7 @@ def test_checkpoint_that_does_not_fit_is_named(setup, tmp_path: Path, capsys) ->
     val, _ = setup
     bad = tmp_path / "bad.pt"
     torch.save({"model": {"w": torch.zeros(1)}}, bad)
-    args = [
-        "predict",
-        "tiny",
-        *OVERRIDES,
-        "--checkpoint",
-        str(bad),
-        "--dataset",
-        str(val),
-        "--out",
-        str(tmp_path / "o"),
-    ]
+    args = predict_args(bad, tmp_path / "o", "--dataset", str(val))
     assert main(args) == 2
     assert f"{bad}: weights do not fit" in capsys.readouterr().err
 
@@ -125,20 +96,7 @@ def test_batched_prediction_equals_one_by_one(setup, tmp_path: Path) -> None:
     outs = []
     for bs in ("1", "3"):
         out = tmp_path / f"b{bs}"
-        args = [
-            "predict",
-            "tiny",
-            *OVERRIDES,
-            "--checkpoint",
-            str(ckpt),
-            "--images",
-            str(images),
-            "--out",
-            str(out),
-            "--no-progress",
-            "--batch-size",
-            bs,
-        ]
+        args = predict_args(ckpt, out, "--images", str(images), "--no-progress", "--batch-size", bs)
         assert main(args) == 0
         outs.append(json.loads((out / "results.json").read_text()))
     one, three = outs

@@ -51,8 +51,8 @@ def test_training_learns_masks(tmp_path: Path) -> None:
     assert {"segm", "best_epoch"} <= set(final)
 
 
-def _run(out: Path, extra: list[str]) -> subprocess.Popen:
-    cmd = [
+def _cmd(out: Path, extra: list[str]) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "tailseg.cli.main",
@@ -64,7 +64,12 @@ def _run(out: Path, extra: list[str]) -> subprocess.Popen:
         *SMALL,
         *extra,
     ]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _run(out: Path, extra: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        _cmd(out, extra), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 SHORT = [
@@ -94,19 +99,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path: Path) ->
     victim.wait()
     assert not (killed_dir / "metrics.json").exists()  # it really died before the end
     resumed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tailseg.cli.main",
-            "train",
-            "tiny",
-            "--out",
-            str(killed_dir),
-            "--resume",
-            "--no-progress",
-            *SMALL,
-            *SHORT,
-        ],
+        _cmd(killed_dir, [*SHORT, "--resume"]),
         cwd=REPO,
         capture_output=True,
         text=True,
