@@ -8,11 +8,11 @@ from typing import Any
 
 from tailseg.data.annotations import AnnotationFile, DataError
 
-__all__ = ["AnnotationFile", "DataError", "InstanceDataset", "collate"]
+__all__ = ["AnnotationFile", "DataError", "InstanceDataset"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("InstanceDataset", "collate"):
+    if name == "InstanceDataset":
         from tailseg.data import dataset
 
         return getattr(dataset, name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,6 @@ from tailseg.data.annotations import AnnotationFile, DataError, ImageInfo
 from tailseg.structures.targets import Targets
 
 log = logging.getLogger("tailseg.data")
-
-Transform = Callable[[Tensor, Targets, torch.Generator], tuple[Tensor, Targets]]
 
 
 def read_image(path: Path, expected_hw: tuple[int, int] | None = None, where: str = "") -> Tensor:
@@ -44,8 +41,7 @@ class InstanceDataset(torch.utils.data.Dataset):
     """Images and instance targets of one annotation file.
 
     Masks are decoded when an item is read, so the dataset itself holds only the json records.
-    `transform(image, targets, generator)` (optional) is applied with a generator seeded from
-    `seed` and the index, so an item is reproducible.
+    Augmentation is `tailseg.data.transforms.pipeline.AugmentedDataset`'s job.
     """
 
     def __init__(
@@ -53,8 +49,6 @@ class InstanceDataset(torch.utils.data.Dataset):
         annotations: AnnotationFile | str | Path,
         image_root: str | Path,
         *,
-        transform: Transform | None = None,
-        seed: int = 0,
         only_annotated: bool = False,
     ) -> None:
         self.ann = (
@@ -63,8 +57,6 @@ class InstanceDataset(torch.utils.data.Dataset):
             else AnnotationFile.load(annotations)
         )
         self.image_root = Path(image_root)
-        self.transform = transform
-        self.seed = seed
         self.images: list[ImageInfo] = [
             im for im in self.ann.images if not only_annotated or self.ann.anns_by_image[im.id]
         ]
@@ -121,15 +113,5 @@ class InstanceDataset(torch.utils.data.Dataset):
         )
 
     def __getitem__(self, index: int) -> tuple[Tensor, Targets]:
-        """(image uint8 (3, H, W), Targets) after the optional transform."""
-        image, targets = self.load_image(index), self.targets(index)
-        if self.transform is not None:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-            image, targets = self.transform(image, targets, g)
-        return image, targets
-
-
-def collate(batch: list[tuple[Tensor, Targets]]) -> tuple[list[Tensor], list[Targets]]:
-    """Keep images of different sizes as a list; the model pads them."""
-    images, targets = zip(*batch, strict=True)
-    return list(images), list(targets)
+        """(image uint8 (3, H, W), Targets) at the image's original size."""
+        return self.load_image(index), self.targets(index)

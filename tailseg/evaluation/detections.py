@@ -37,16 +37,6 @@ class Detections:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
-    def subset(self, keep: np.ndarray) -> Detections:
-        """Detections at the sorted indices `keep`, in that order."""
-        return Detections(
-            image_ids=self.image_ids[keep],
-            category_ids=self.category_ids[keep],
-            scores=self.scores[keep],
-            rles=None if self.rles is None else [self.rles[i] for i in keep.tolist()],
-            boxes=None if self.boxes is None else self.boxes[keep],
-        )
-
     @staticmethod
     def from_predictions(gt: AnnotationFile, predictions: list[dict[str, Any]]) -> Detections:
         """Columns from per-image model outputs, no json involved (the trainer's path).
