@@ -1,40 +1,38 @@
-"""Shared fixtures: the read-only real data beside the checkout (`../shared/data`)."""
+"""Shared fixtures: the small real files the tests read, carried in `tests/data` (provenance and
+licences in `tests/data/SOURCES.md`), so a clone passes its tests anywhere."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("TAILSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+TEST_DATA = REPO / "tests" / "data"
 
 
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared/data. Missing: skipped on a laptop, a failure in CI."""
-    path = SHARED_DATA.joinpath(*parts)
+def data_path(*parts: str) -> Path:
+    """A file under tests/data; a missing one is a broken checkout, so the test fails."""
+    path = TEST_DATA.joinpath(*parts)
     if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: CI must have ../shared beside the clone")
-        pytest.skip(f"{path} not present (real-data tests need ../shared/data)")
+        pytest.fail(f"{path} is missing: tests/data is part of the repository")
     return path
 
 
 @pytest.fixture(scope="session")
 def coco43_json() -> Path:
-    return shared_path("coco_sample43", "instances.json")
+    return data_path("coco_sample43", "instances.json")
 
 
 @pytest.fixture(scope="session")
 def coco43_images() -> Path:
-    return shared_path("coco_sample43", "images")
+    return data_path("coco_sample43", "images")
 
 
 @pytest.fixture(scope="session")
 def lvis_val100_json() -> Path:
-    return shared_path("lvis_v0.5_val100", "lvis_val_100.json")
+    return data_path("lvis_v0.5_val100", "lvis_val_100.json")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,6 +1,6 @@
 """The reader on real COCO and LVIS files, checked against pycocotools' COCO and lvis-api's LVIS.
 
-Counts come from ../shared/data/SOURCES.md: coco_sample43 has 43 images, 374 annotations (370
+Counts come from tests/data/SOURCES.md: coco_sample43 has 43 images, 374 annotations (370
 polygons, 30 multi-part, 4 crowd regions as uncompressed RLE), 53 categories present, areas
 201 small / 97 medium / 76 large; lvis_val_100 has 100 images, 977 polygon annotations, 190
 categories present of 1,230, 942 negative and 16 not-exhaustive labels.

@@ -1,4 +1,4 @@
-"""The 14 reference configurations of ../shared/data/eval_fixtures, reproduced to 1e-12.
+"""The 14 reference configurations of tests/data/eval_fixtures, reproduced to 1e-12.
 
 Reference numbers: lvis==0.5.3 (mask/box AP), lvis-api branch lvis_challenge_2021 at 04e89fd
 (Boundary AP, fixed AP, AP‡ via mode="challenge2021"), cross-checked with faster-coco-eval 1.8.0
@@ -16,25 +16,22 @@ import pytest
 
 from tailseg.data import AnnotationFile
 from tailseg.evaluation import evaluate, make_protocol
-from tests.conftest import shared_path
+from tests.conftest import TEST_DATA, data_path
 
 
 def _reference() -> list[dict]:
-    try:
-        path = shared_path("eval_fixtures", "reference.json")
-    except pytest.skip.Exception:
-        return []
-    return json.loads(path.read_text())["results"]
+    path = TEST_DATA / "eval_fixtures" / "reference.json"
+    return json.loads(path.read_text())["results"] if path.exists() else []
 
 
 @cache
 def _gt(name: str) -> AnnotationFile:
-    return AnnotationFile.load(shared_path("eval_fixtures", name), keep_degenerate=True)
+    return AnnotationFile.load(data_path("eval_fixtures", name), keep_degenerate=True)
 
 
 @cache
 def _dets(name: str) -> str:
-    with gzip.open(shared_path("eval_fixtures", name), "rt") as f:
+    with gzip.open(data_path("eval_fixtures", name), "rt") as f:
         return f.read()
 
 

@@ -21,7 +21,7 @@ from tailseg.data.synth.classes import (
     sample_categories,
 )
 from tailseg.data.synth.generate import assign_classes
-from tests.conftest import shared_path
+from tests.conftest import data_path
 
 SMALL = SynthConfig(
     num_classes=12, train_images=40, val_images=12, seed=3, min_side=64, max_side=96, max_objects=6
@@ -33,8 +33,8 @@ def synth(tmp_path_factory: pytest.TempPathFactory):
     return generate(tmp_path_factory.mktemp("synth"), SMALL, progress=False)
 
 
-def test_bundled_categories_equal_the_shared_lvis_v1_file() -> None:
-    ref = json.loads(shared_path("lvis_v1_categories.json").read_text())
+def test_bundled_categories_equal_the_lvis_v1_reference_file() -> None:
+    ref = json.loads(data_path("lvis_v1_categories.json").read_text())
     keys = ("id", "name", "synset", "frequency", "image_count", "instance_count")
     assert [tuple(c[k] for k in keys) for c in lvis_v1_categories()] == [
         tuple(c[k] for k in keys) for c in ref
