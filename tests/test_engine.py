@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -90,3 +92,34 @@ def test_foreign_file_is_not_a_checkpoint(tmp_path: Path) -> None:
     torch.save({"weights": 1}, tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match=r"x\.pt: not a tailseg checkpoint"):
         checkpoint.load(tmp_path / "x.pt")
+
+
+class _RunsCode:
+    """Pickles as a call of os.system: loading it with pickle would run the command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    torch.save({"model": {"w": torch.ones(2)}, "x": _RunsCode(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused: .*posix\.system"):
+        checkpoint.load(tmp_path / "evil.pt")
+    assert not marker.exists()
+    # the fallback does not rescue it either: it is named and skipped like a corrupt file
+    (tmp_path / "run").mkdir()
+    torch.save({"model": {}, "x": _RunsCode(marker)}, tmp_path / "run" / "last.pt")
+    with pytest.raises(CheckpointError, match=r"last\.pt: refused"):
+        checkpoint.load_last_good(tmp_path / "run")
+    assert not marker.exists()
+
+
+def test_numpy_values_are_stored_as_plain_data(tmp_path: Path) -> None:
+    state = {"model": {"w": torch.ones(1)}, "m": {"AP": np.float64(0.5), "n": np.int64(3)}}
+    checkpoint.save(tmp_path / "a.pt", state)
+    loaded = checkpoint.load(tmp_path / "a.pt")
+    assert loaded["m"] == {"AP": 0.5, "n": 3} and type(loaded["m"]["AP"]) is float

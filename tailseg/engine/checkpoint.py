@@ -3,6 +3,10 @@
 A checkpoint is written to a temporary file beside its name and renamed over it, so a kill
 mid-write leaves the previous file intact. `last.pt` is rotated to `last.prev.pt` before a new
 one lands; `load_last_good` tries `last.pt` then `last.prev.pt`, naming any that fails.
+
+A checkpoint holds only tensors and plain data (numbers, strings, lists, tuples, dicts) and is
+read with `torch.load(weights_only=True)`: a crafted file whose pickle would import or call
+anything else is refused before any of it runs.
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ from __future__ import annotations
 import io
 import logging
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from tailseg.utils.files import atomic_write_bytes
@@ -24,10 +31,24 @@ class CheckpointError(RuntimeError):
     """No usable checkpoint (message names every file tried and why)."""
 
 
+def _plain(value: Any) -> Any:
+    """`value` with NumPy scalars and arrays made Python numbers, lists and tensors, so that
+    `weights_only` loading accepts it."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    return value
+
+
 def save(path: str | Path, state: dict[str, Any], keep_previous: bool = False) -> None:
     path = Path(path)
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(_plain(state), buf)
     if keep_previous and path.exists():
         os.replace(path, path.with_suffix(".prev.pt"))
     atomic_write_bytes(path, buf.getvalue())
@@ -37,9 +58,18 @@ def load(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint on the CPU; a corrupt or foreign file raises CheckpointError naming it."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError(f"{path}: corrupt checkpoint (UnpicklingError: {e})") from None
+        found = re.search(r"(?:GLOBAL|global:?) ([\w.]+)", str(e))
+        raise CheckpointError(
+            f"{path}: refused: the file holds Python objects other than tensors and plain data"
+            f" ({found.group(1) if found else 'an unsupported global'}), which loading would"
+            " run as code; only load checkpoints written by tailseg"
+        ) from None
     except Exception as e:  # truncated zip, bad pickle, ...
         raise CheckpointError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or "model" not in state:
