@@ -195,6 +195,7 @@ class TrainConfig:
     early_stop_metric: str = "segm.AP"  # a key of the per-epoch metrics
     patience: int | None = None  # epochs without improvement before stopping
     amp: Literal["off", "bf16", "fp16"] = "off"  # the report trains in FP32
+    dtype: Literal["float32", "float64"] = "float32"  # float64: numerical checks only (slow)
     seed: int = 0
     checkpoint_every: int = 200  # iterations between mid-epoch checkpoints (last.pt)
     max_iters_per_epoch: int | None = None  # cut epochs short (smoke runs)
@@ -209,6 +210,7 @@ class TrainConfig:
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
         _check(self.patience is None or self.patience >= 1, "patience", "must be >= 1 or null")
         _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        _check(self.dtype == "float32" or self.amp == "off", "dtype", "float64 needs amp: off")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def rpn_loss(
     pos = labels == 1
     n = sampled.sum().clamp(min=1)
     loss_cls = F.binary_cross_entropy_with_logits(
-        objectness[sampled], labels[sampled].float(), reduction="sum"
+        objectness[sampled], labels[sampled].to(objectness.dtype), reduction="sum"
     )
     loss_box = smooth_l1(deltas[pos], target_deltas[pos], beta).sum()
     return {"loss_cls": loss_cls / n, "loss_bbox": loss_box / n}
