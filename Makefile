@@ -1,4 +1,5 @@
-# Fresh machine: `make demo` runs the main job, `make test` installs and runs every test.
+# Fresh machine: `make demo` runs the main job (replacing an earlier demo in $(OUT)),
+# `make test` installs and runs every test.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -21,7 +22,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/tailseg demo --out $(OUT)
+	$(BIN)/tailseg demo --out $(OUT) --overwrite
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .ruff_cache

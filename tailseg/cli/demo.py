@@ -8,6 +8,7 @@ AP_r/c/f and AP‡ every epoch, and draws the best model's predictions on a few 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tailseg.cli.common import load_run_config
@@ -15,8 +16,9 @@ from tailseg.config import Config
 from tailseg.data import AnnotationFile, InstanceDataset
 from tailseg.data.stats import dataset_stats
 from tailseg.engine import checkpoint
+from tailseg.engine.checkpoint import CheckpointError
 from tailseg.engine.evaluate import predict_image
-from tailseg.engine.trainer import train
+from tailseg.engine.trainer import TrainingError, train
 from tailseg.models.build import build_model
 from tailseg.viz.figures import plt, save_png
 from tailseg.viz.longtail import plot_long_tail
@@ -30,6 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     p.add_argument("--images", type=int, default=6, help="val images to draw predictions on")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo in --out")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier demo in --out (else refused)"
+    )
     p.set_defaults(func=run)
 
 
@@ -64,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if cfg.data.synth is None:
         raise SystemExit("error: the demo needs data.synth in its config")
     out = Path(args.out)
-    final = train(cfg, out, progress=not args.no_progress)
+    try:
+        final = train(
+            cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
+        )
+    except (TrainingError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     tail = plot_long_tail(
         dataset_stats(AnnotationFile.load(out / "data" / "train.json")), out / "train_long_tail.png"
     )

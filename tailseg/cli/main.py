@@ -1,7 +1,9 @@
 """`tailseg COMMAND ...`: one entry point for every job.
 
 Bad input (config, json, images) ends with one line `error: <file>: <field>: <problem>` and
-exit status 2, never a traceback; `TAILSEG_DEBUG=1` shows the traceback.
+exit status 2, never a traceback; a run that cannot go on (non-finite loss, an unusable
+checkpoint, a full disk or read-only output folder) ends with one line and status 3.
+`TAILSEG_DEBUG=1` shows the traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tailseg.cli import predict as predict_cmd
 from tailseg.cli import train as train_cmd
 from tailseg.config import ConfigError
 from tailseg.data import DataError
+from tailseg.engine.run_dir import RunDirError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,11 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, RunDirError) as e:
         if os.environ.get("TAILSEG_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only or vanished output folder, ...
+        if os.environ.get("TAILSEG_DEBUG"):
+            raise
+        where = e.filename if e.filename is not None else "output"
+        print(f"error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=3")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the last good checkpoint")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run in --out (else refused)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -24,7 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.overrides)
     try:
-        final = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+        final = train(
+            cfg,
+            args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
     except (TrainingError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

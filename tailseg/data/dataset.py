@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+from tqdm import tqdm
 
 from tailseg.data.annotations import AnnotationFile, DataError, ImageInfo
 from tailseg.structures.targets import Targets
@@ -115,3 +116,42 @@ class InstanceDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Targets]:
         """(image uint8 (3, H, W), Targets) at the image's original size."""
         return self.load_image(index), self.targets(index)
+
+    def check_images(self, progress: bool = False) -> None:
+        """Before any work: every image exists, opens as an image (header only) and has the
+        json's size. Raises DataError naming the annotation file, how many images fail, and
+        the first few with their `images[...]` entry and problem."""
+        problems = []
+        for i in tqdm(range(len(self)), desc="checking images", disable=not progress, leave=False):
+            im = self.images[i]
+            try:
+                path = self.image_path(i)
+            except DataError as e:  # not found under any of its names
+                problems.append(str(e).removeprefix(f"{self.ann.path}: "))
+                continue
+            try:
+                with Image.open(path) as f:
+                    w, h = f.size
+                    if _rotated(f):  # read_image applies the EXIF orientation
+                        w, h = h, w
+            except FileNotFoundError:
+                problems.append(f"image id {im.id}: {path}: not found")
+                continue
+            except (UnidentifiedImageError, OSError) as e:
+                problems.append(f"image id {im.id}: {path}: cannot read ({e})")
+                continue
+            if (h, w) != (im.height, im.width):
+                problems.append(
+                    f"image id {im.id}: {path}: is {h}x{w}, json says {im.height}x{im.width}"
+                )
+        if problems:
+            shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+            raise DataError(
+                f"{self.ann.path}: images: {len(problems)} of {len(self)} images cannot be "
+                f"used (under {self.image_root}): {shown}"
+            )
+
+
+def _rotated(im: Image.Image) -> bool:
+    """Whether the EXIF orientation swaps width and height (orientations 5-8)."""
+    return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)

@@ -60,3 +60,12 @@ def barrier(d: Dist) -> None:
 def shutdown(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_true(d: Dist, ok: bool) -> bool:
+    """Whether `ok` holds on every rank (each rank passes its own)."""
+    if not d.enabled:
+        return ok
+    flag = torch.tensor([1.0 if ok else 0.0], device=d.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())

@@ -13,7 +13,7 @@ import logging
 import platform
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from tailseg.engine import distributed as dist
 from tailseg.engine.ema import ModelEMA
 from tailseg.engine.evaluate import evaluate_predictions, predict_split
 from tailseg.engine.optim import build_optimizer, lr_factor
+from tailseg.engine.run_dir import RunDirError, claim
 from tailseg.models.build import build_model
 from tailseg.utils.files import atomic_write_json, atomic_write_text
 from tailseg.viz.curves import plot_curves
@@ -72,12 +73,47 @@ def _environment(d: dist.Dist) -> dict[str, Any]:
     }
 
 
-def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train, evaluating every epoch; returns the final metrics (those of `metrics.json`)."""
+def train(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train, evaluating every epoch; returns the final metrics (those of `metrics.json`).
+
+    The run folder is claimed first (`engine.run_dir.claim`): an earlier run in it is kept
+    unless `resume` or `overwrite` says otherwise, and a second run cannot enter it meanwhile.
+    """
     run_dir = Path(run_dir)
     d = dist.init(cfg.train.device)
+    with ExitStack() as held:
+        refused = None
+        if d.is_main:  # one rank owns the folder; every rank learns whether it may go on
+            try:
+                held.enter_context(claim(run_dir, resume=resume, overwrite=overwrite))
+            except RunDirError as e:
+                refused = e
+        if not dist.all_true(d, refused is None):
+            dist.shutdown(d)
+            raise refused or RunDirError(f"{run_dir}: refused by rank 0")
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(getattr(torch, cfg.train.dtype))  # float64: numerical checks
+        try:
+            return _train(cfg, run_dir, d, resume=resume, progress=progress)
+        finally:
+            torch.set_default_dtype(default_dtype)
+
+
+def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: bool) -> dict:
     tc, aug = cfg.train, cfg.data.augment
     torch.manual_seed(tc.seed)
+    found = checkpoint.load_last_good(run_dir) if resume else None
+    if found is not None:  # before anything is written or generated: same model and data?
+        _check_resumable(*found, cfg)
+    elif resume:
+        log.warning("%s: nothing to resume from; starting a new run", run_dir)
     if d.is_main:
         atomic_write_text(run_dir / "config.yaml", dump(cfg))
         atomic_write_json(run_dir / "environment.json", _environment(d), indent=1)
@@ -98,6 +134,15 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
             f"config: model.num_classes: {cfg.model.num_classes}, but {train_json} has "
             f"{base.num_classes} categories"
         )
+    if d.is_main:  # a missing image must stop the run now, not after an epoch of training
+        problem = None
+        try:
+            base.check_images(progress)
+            val.check_images(progress)
+        except DataError as e:
+            problem = e
+    if not dist.all_true(d, not d.is_main or problem is None):
+        raise problem if d.is_main and problem else DataError("rank 0 found unusable images")
     factors = repeat_factors(base.ann, aug.rfs_threshold, base.images)
     sampler = RepeatFactorSampler(
         factors, seed=tc.seed, mode=aug.rfs_mode, num_replicas=d.world_size, rank=d.rank
@@ -116,12 +161,9 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
         lambda it: lr_factor(it, per_epoch, tc.warmup_iters, tc.warmup_ratio, tc.lr_steps),
     )
     state = RunState()
-    if resume:
-        found = checkpoint.load_last_good(run_dir)
-        if found is None:
-            log.warning("%s: nothing to resume from; starting a new run", run_dir)
-        else:
-            path, ck = found
+    if found is not None:
+        path, ck = found
+        try:
             model.load_state_dict(ck["model"])
             if ema is not None and ck.get("ema") is not None:
                 ema.load_state_dict(ck["ema"])
@@ -129,13 +171,18 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
             scheduler.load_state_dict(ck["scheduler"])
             state = RunState(**ck["state"])
             torch.set_rng_state(ck["rng"])
-            if d.is_main:
-                log.info(
-                    "resumed from %s at epoch %d, iteration %d",
-                    path,
-                    state.epoch,
-                    state.iter_in_epoch,
-                )
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise checkpoint.CheckpointError(
+                f"{path}: does not fit this run's model and optimiser ({first})"
+            ) from None
+        if d.is_main:
+            log.info(
+                "resumed from %s at epoch %d, iteration %d",
+                path,
+                state.epoch,
+                state.iter_in_epoch,
+            )
     net = model
     if d.enabled:
         net = nn.parallel.DistributedDataParallel(
@@ -274,6 +321,45 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
     dist.barrier(d)
     dist.shutdown(d)
     return final
+
+
+RESUME_FIXED = ("model", "data")  # sections a resumed run must not change
+
+
+def _check_resumable(path: Path, ck: dict[str, Any], cfg: Config) -> None:
+    """A run resumes with the model and data it started with; other settings (epochs,
+    patience, ...) may change, and the changes are logged."""
+    before = ck.get("config")
+    if not isinstance(before, dict):
+        raise checkpoint.CheckpointError(f"{path}: config: missing; cannot check the resume")
+    now = to_dict(cfg)
+    changed = _flat_diff(before, now)
+    fixed = [k for k in changed if k.split(".", 1)[0] in RESUME_FIXED]
+    if fixed:
+        shown = "; ".join(
+            f"{k}: {_flat(before, k)!r} in the checkpoint, {_flat(now, k)!r} now" for k in fixed[:4]
+        )
+        raise checkpoint.CheckpointError(
+            f"{path}: cannot resume with another model or data ({shown}); resume with the "
+            f"run's own config ({path.parent / 'config.yaml'}) or start a new run"
+        )
+    if changed:
+        log.warning("resuming with changed settings: %s", ", ".join(changed))
+
+
+def _flat_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _flat_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _flat(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
 
 
 def _batches(data: AugmentedDataset, batches: list[list[int]], workers: int) -> Iterator:

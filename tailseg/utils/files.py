@@ -10,18 +10,29 @@ from typing import Any
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename over `path`."""
+    """Write `data` to a temporary file beside `path`, fsync it, then rename over `path`.
+
+    A failure (full disk, read-only folder) leaves the old file as it was and raises OSError
+    whose `filename` is `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write ({e.strerror})", str(path)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OSError(
+                e.errno, f"cannot write ({e.strerror}); the previous file is kept", str(path)
+            ) from e
         raise
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from tailseg.config import SynthConfig
+from tailseg.config import SynthConfig, to_dict
 from tailseg.data.synth import render
 from tailseg.data.synth.classes import Appearance, compress_counts, make_appearances
 from tailseg.data.synth.classes import sample_categories as sample_lvis_categories
@@ -37,6 +37,7 @@ MIN_VISIBLE_FRACTION = 0.4  # an object keeps at least this share of its pixels 
 NOT_EXHAUSTIVE_PROB = 0.15  # per (image, class with >= 2 instances)
 UNVERIFIED_PROB = 0.1  # per image: one drawn object of an unlisted class
 MAX_NEGATIVES = 5
+STAMP = "synth.json"  # the parameters of a complete benchmark, written last
 
 
 @dataclass(frozen=True)
@@ -270,4 +271,5 @@ def generate(out: str | Path, cfg: SynthConfig, *, progress: bool = True) -> Syn
                 "categories": categories,
             },
         )
+    atomic_write_json(out / STAMP, to_dict(cfg), indent=1)
     return SynthOutput(paths["train"], paths["val"], out / "images")
