@@ -3,6 +3,8 @@ licences in `tests/data/SOURCES.md`), so a clone passes its tests anywhere."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,20 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"
+
+
+@contextmanager
+def float64() -> Iterator[None]:
+    """Build and run models in float64 inside: for comparisons of two computations that must
+    agree (batched vs one by one, a mirror, another implementation). In float32 such pairs run
+    different CPU kernels whose ~1e-7 relative noise can flip a discrete choice (NMS, top-k)
+    on some CPUs; float64's ~1e-16 cannot, so the test means the same on every machine."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(default)
 
 
 def data_path(*parts: str) -> Path:

@@ -7,6 +7,7 @@ import torch
 from tailseg.config import InferConfig
 from tailseg.engine.evaluate import predict_image
 from tailseg.inference.tta import Augmented, from_frame, to_frame, tta_detect
+from tests.conftest import float64
 from tests.test_htc import image, tiny_model
 
 
@@ -30,23 +31,25 @@ def test_frame_mapping_round_trips() -> None:
 
 
 def test_flip_merge_on_a_symmetric_image_is_symmetric() -> None:
-    model = tiny_model().eval()
-    half = image(96, 64, seed=8)
-    img = torch.cat([half, half.flip(-1)], dim=-1)  # (3, 96, 128), mirror-symmetric
-    assert torch.equal(img, img.flip(-1))
-    aug = Augmented(model, img, [(128, 96)], flip=True)  # the frames keep the image's size
-    assert len(aug.frames) == 2 and aug.frames[0].size == (96, 128)
-    g = torch.Generator().manual_seed(0)
-    xy = torch.rand(6, 2, generator=g) * torch.tensor([80.0, 60.0])
-    boxes = torch.cat([xy, xy + 20 + torch.rand(6, 2, generator=g) * 30], dim=1)
-    mirror = torch.stack([128 - boxes[:, 2], boxes[:, 1], 128 - boxes[:, 0], boxes[:, 3]], 1)
-    probs, out = aug.score(torch.cat([boxes, mirror]))
-    torch.testing.assert_close(probs[:6], probs[6:], rtol=1e-5, atol=1e-6)
+    with float64():  # an image and its mirror run through mirrored kernels: conftest.float64
+        model = tiny_model().eval()
+        half = image(96, 64, seed=8)
+        img = torch.cat([half, half.flip(-1)], dim=-1)  # (3, 96, 128), mirror-symmetric
+        assert torch.equal(img, img.flip(-1))
+        aug = Augmented(model, img, [(128, 96)], flip=True)  # the frames keep the image's size
+        assert len(aug.frames) == 2 and aug.frames[0].size == (96, 128)
+        g = torch.Generator().manual_seed(0)
+        xy = torch.rand(6, 2, generator=g) * torch.tensor([80.0, 60.0])
+        boxes = torch.cat([xy, xy + 20 + torch.rand(6, 2, generator=g) * 30], dim=1)
+        mirror = torch.stack([128 - boxes[:, 2], boxes[:, 1], 128 - boxes[:, 0], boxes[:, 3]], 1)
+        probs, out = aug.score(torch.cat([boxes, mirror]))
+        labels = torch.arange(6) % 6
+        masks = aug.masks(torch.cat([boxes, mirror]), torch.cat([labels, labels]))
+    assert probs.dtype == torch.float64
+    torch.testing.assert_close(probs[:6], probs[6:], rtol=1e-9, atol=1e-12)
     out_mirror = torch.stack([128 - out[6:, 2], out[6:, 1], 128 - out[6:, 0], out[6:, 3]], 1)
-    torch.testing.assert_close(out[:6], out_mirror, rtol=1e-5, atol=1e-3)
-    labels = torch.arange(6) % 6
-    masks = aug.masks(torch.cat([boxes, mirror]), torch.cat([labels, labels]))
-    torch.testing.assert_close(masks[:6], masks[6:].flip(-1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out[:6], out_mirror, rtol=1e-9, atol=1e-7)
+    torch.testing.assert_close(masks[:6], masks[6:].flip(-1), rtol=1e-9, atol=1e-9)
 
 
 def test_multi_scale_flip_tta_returns_image_frame_detections() -> None:
