@@ -15,7 +15,7 @@ from tailseg.config import Config
 from tailseg.data import AnnotationFile, DataError
 from tailseg.data.dataset import read_image
 from tailseg.engine import checkpoint
-from tailseg.engine.evaluate import predict_batch, predict_image
+from tailseg.engine.evaluate import canvas_size, predict_batch, predict_image
 from tailseg.inference.tta import tta_detect
 from tailseg.models.build import build_model
 from tailseg.models.detectors.htc import HybridTaskCascade
@@ -23,6 +23,7 @@ from tailseg.structures.detections import InstanceDetections
 
 log = logging.getLogger("tailseg.inference")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+PENDING_BATCHES = 4  # predict_images holds at most this many batches of images at once
 
 
 @dataclass
@@ -110,28 +111,47 @@ def predict_images(
     on_image: Any = None,
     batch_size: int = 1,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(results entries, one line per skipped image). Plain inference runs `batch_size` images
-    per forward (TTA one at a time). `on_image(input, image, det)` is called for every image."""
-    results, skipped = [], []
+    """(results entries in input order, one line per skipped image). `on_image(input, image,
+    det)` is called for every image, in the order they are predicted.
+
+    Plain inference runs up to `batch_size` images of one canvas size per forward (see
+    `predict_batch`: results do not depend on the batch size); images wait for companions of
+    their size while at most `PENDING_BATCHES` batches' worth are held. TTA runs one at a time.
+    """
+    skipped: list[str] = []
+    found: dict[int, list[dict[str, Any]]] = {}
     tta = bool(cfg.infer.tta_scales or cfg.infer.tta_flip)
     step = 1 if tta else max(1, batch_size)
+    pending: dict[tuple[int, int], list[tuple[int, InputImage, Tensor]]] = {}
     bar = tqdm(total=len(inputs), desc="predict", disable=not progress)
-    for start in range(0, len(inputs), step):
-        batch: list[tuple[InputImage, Tensor]] = []
-        for item in inputs[start : start + step]:
-            try:
-                batch.append((item, read_image(item.path, item.expected_hw)))
-            except DataError as e:
-                skipped.append(str(e))
-                log.warning("skipped: %s", e)
+
+    def run(group: list[tuple[int, InputImage, Tensor]]) -> None:
+        images = [image for _, _, image in group]
         if tta:
-            dets = [detect(model, image, cfg) for _, image in batch]
+            dets = [detect(model, image, cfg) for image in images]
         else:
-            dets = predict_batch(model, [image for _, image in batch], cfg.infer)
-        for (item, image), det in zip(batch, dets, strict=True):
-            results += results_of(det, item.image_id, category_ids, cfg.infer.mask_threshold)
+            dets = predict_batch(model, images, cfg.infer)
+        for (k, item, image), det in zip(group, dets, strict=True):
+            found[k] = results_of(det, item.image_id, category_ids, cfg.infer.mask_threshold)
             if on_image is not None:
                 on_image(item, image, det)
-        bar.update(len(inputs[start : start + step]))
+        bar.update(len(group))
+
+    for k, item in enumerate(inputs):
+        try:
+            image = read_image(item.path, item.expected_hw)
+        except DataError as e:
+            skipped.append(str(e))
+            log.warning("skipped: %s", e)
+            bar.update(1)
+            continue
+        key = canvas_size(tuple(image.shape[-2:]), cfg.infer)
+        pending.setdefault(key, []).append((k, item, image))
+        if len(pending[key]) >= step:
+            run(pending.pop(key))
+        elif sum(map(len, pending.values())) >= PENDING_BATCHES * step:
+            run(pending.pop(max(pending, key=lambda c: len(pending[c]))))
+    for group in pending.values():
+        run(group)
     bar.close()
-    return results, skipped
+    return [r for k in sorted(found) for r in found[k]], skipped
