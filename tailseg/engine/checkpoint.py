@@ -3,6 +3,8 @@
 A checkpoint is written to a temporary file beside its name and renamed over it, so a kill
 mid-write leaves the previous file intact. `last.pt` is rotated to `last.prev.pt` before a new
 one lands; `load_last_good` tries `last.pt` then `last.prev.pt`, naming any that fails.
+`best.pt` and `last.pt` carry the training set's `categories` ([{"id", "name"}] in the model's
+label order), which prediction reports.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,12 @@ log = logging.getLogger("tailseg.engine")
 
 class CheckpointError(RuntimeError):
     """No usable checkpoint (message names every file tried and why)."""
+
+
+def category_entries(categories: Iterable[Any]) -> list[dict[str, Any]]:
+    """`categories` of a checkpoint: [{"id": int, "name": str}] in label order, from objects with
+    `.id` and `.name` (plain values only, so the file loads with `weights_only=True`)."""
+    return [{"id": int(c.id), "name": str(c.name)} for c in categories]
 
 
 def save(path: str | Path, state: dict[str, Any], keep_previous: bool = False) -> None:

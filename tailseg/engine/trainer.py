@@ -155,6 +155,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
             "state": state.__dict__,
             "rng": torch.get_rng_state(),
             "config": to_dict(cfg),
+            "categories": checkpoint.category_entries(base.ann.categories),
         }
         path = run_dir / "last.pt"
         if d.is_main:
@@ -256,6 +257,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: b
                         "epoch": epoch,
                         "metrics": row,
                         "config": to_dict(cfg),
+                        "categories": checkpoint.category_entries(base.ann.categories),
                     },
                 )
             save_last()

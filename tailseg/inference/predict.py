@@ -13,7 +13,9 @@ from tqdm import tqdm
 
 from tailseg.config import Config
 from tailseg.data import AnnotationFile, DataError
+from tailseg.data.annotations import Category
 from tailseg.data.dataset import read_image
+from tailseg.data.synth import synth_categories
 from tailseg.engine import checkpoint
 from tailseg.engine.evaluate import canvas_size, predict_batch, predict_image
 from tailseg.inference.tta import tta_detect
@@ -33,8 +35,11 @@ class InputImage:
     expected_hw: tuple[int, int] | None = None
 
 
-def load_model(cfg: Config, checkpoint_path: str | Path, device: torch.device) -> HybridTaskCascade:
-    """The config's model with a checkpoint's `model` weights (best.pt holds the EMA weights)."""
+def load_model(
+    cfg: Config, checkpoint_path: str | Path, device: torch.device
+) -> tuple[HybridTaskCascade, list[Category] | None]:
+    """The config's model with a checkpoint's `model` weights (best.pt holds the EMA weights),
+    and the categories of its labels stored with it (None in checkpoints that predate them)."""
     state = checkpoint.load(checkpoint_path)
     model = build_model(cfg.model, cfg.infer)
     try:
@@ -43,7 +48,66 @@ def load_model(cfg: Config, checkpoint_path: str | Path, device: torch.device) -
         raise checkpoint.CheckpointError(
             f"{checkpoint_path}: weights do not fit the config's model ({str(e)[:300]})"
         ) from None
-    return model.to(device).eval()
+    categories = stored_categories(state, checkpoint_path, cfg.model.num_classes)
+    return model.to(device).eval(), categories
+
+
+def stored_categories(
+    state: dict[str, Any], path: str | Path, num_classes: int
+) -> list[Category] | None:
+    """A checkpoint's `categories` ([{"id", "name"}], one per label), checked."""
+    raw = state.get("categories")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("id"), int)
+        and not isinstance(c["id"], bool)
+        and isinstance(c.get("name"), str)
+        for c in raw
+    ):
+        raise checkpoint.CheckpointError(
+            f"{path}: categories: expected a list of {{'id': int, 'name': str}}"
+        )
+    if len(raw) != num_classes:
+        raise checkpoint.CheckpointError(
+            f"{path}: categories: {len(raw)} stored, the config's model has {num_classes} classes"
+        )
+    if len({c["id"] for c in raw}) != len(raw):
+        raise checkpoint.CheckpointError(f"{path}: categories: repeated category ids")
+    return [Category(c["id"], c["name"]) for c in raw]
+
+
+def fallback_categories(cfg: Config, checkpoint_path: str | Path) -> list[Category]:
+    """Categories for a checkpoint that stores none: the config's dataset (synthetic benchmark,
+    val or train json) when it has as many as the model, else 1..C named by number (warned)."""
+    n = cfg.model.num_classes
+    found: list[Category] | None = None
+    source = ""
+    if cfg.data.synth is not None:
+        found = [Category(i, name) for i, name in synth_categories(cfg.data.synth)]
+        source = "the config's data.synth"
+    else:
+        for split in ("val", "train"):
+            path = Path(getattr(cfg.data, split).json)
+            if getattr(cfg.data, split).json and path.is_file():
+                found, source = AnnotationFile.load(path, allow_empty=True).categories, str(path)
+                break
+    if found is not None and len(found) == n:
+        log.warning(
+            "%s: no categories stored (an older checkpoint); using those of %s",
+            checkpoint_path,
+            source,
+        )
+        return found
+    log.warning(
+        "%s: no categories stored (an older checkpoint) and the config names no dataset with %d "
+        "categories: results use category ids 1..%d and overlays show those numbers",
+        checkpoint_path,
+        n,
+        n,
+    )
+    return [Category(i + 1, str(i + 1)) for i in range(n)]
 
 
 def images_from_paths(paths: list[str]) -> list[InputImage]:
