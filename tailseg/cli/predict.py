@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         gt = AnnotationFile.load(args.dataset, keep_degenerate=True)
         root = args.image_root or Path(args.dataset).parent / "images"
         check_categories(args.dataset, gt, categories, cfg.model.num_classes, args.checkpoint)
-        inputs = images_from_dataset(gt, root)
+        inputs = images_from_dataset(gt, root, cfg.data.allow_outside_root)
         categories = gt.categories
     else:
         inputs = images_from_paths(args.images)

@@ -70,6 +70,7 @@ class InstanceDataset(torch.utils.data.Dataset):
         image_root: str | Path,
         *,
         only_annotated: bool = False,
+        allow_outside_root: bool = False,
     ) -> None:
         self.ann = (
             annotations
@@ -77,6 +78,7 @@ class InstanceDataset(torch.utils.data.Dataset):
             else AnnotationFile.load(annotations)
         )
         self.image_root = Path(image_root)
+        self.allow_outside_root = allow_outside_root
         self.images: list[ImageInfo] = [
             im for im in self.ann.images if not only_annotated or self.ann.anns_by_image[im.id]
         ]
@@ -91,7 +93,9 @@ class InstanceDataset(torch.utils.data.Dataset):
         return self.ann.num_classes
 
     def image_path(self, index: int) -> Path:
-        return self.ann.image_path(self.images[index], self.image_root)
+        return self.ann.image_path(
+            self.images[index], self.image_root, allow_outside_root=self.allow_outside_root
+        )
 
     def load_image(self, index: int) -> Tensor:
         im = self.images[index]

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from tailseg.config import Config
 from tailseg.data import AnnotationFile, DataError
-from tailseg.data.annotations import Category
+from tailseg.data.annotations import Category, OutsideRootError
 from tailseg.data.dataset import read_image
 from tailseg.data.synth import synth_categories
 from tailseg.engine import checkpoint
@@ -123,11 +123,17 @@ def images_from_paths(paths: list[str]) -> list[InputImage]:
     return [InputImage(i + 1, f) for i, f in enumerate(files)]
 
 
-def images_from_dataset(gt: AnnotationFile, root: str | Path) -> list[InputImage]:
+def images_from_dataset(
+    gt: AnnotationFile, root: str | Path, allow_outside_root: bool = False
+) -> list[InputImage]:
+    """Every image of `gt` under `root`; a missing file is warned about (and skipped when read),
+    a path that leaves `root` is an error (`OutsideRootError`) unless `allow_outside_root`."""
     out = []
     for im in gt.images:
         try:
-            path = gt.image_path(im, root)
+            path = gt.image_path(im, root, allow_outside_root=allow_outside_root)
+        except OutsideRootError:
+            raise
         except DataError as e:
             log.warning("%s", e)
             path = Path(root) / (im.file_name or f"missing-{im.id}")
