@@ -17,6 +17,7 @@ from tailseg.data.synth import generate
 from tailseg.engine import checkpoint
 from tailseg.evaluation import from_results
 from tailseg.models.build import build_model
+from tailseg.models.detectors.htc import HybridTaskCascade
 from tests.test_htc import TINY
 
 OVERRIDES = [
@@ -104,11 +105,21 @@ def _by_image(results: list[dict]) -> dict[int, list[dict]]:
     return out
 
 
-def test_batched_prediction_agrees_with_one_by_one_on_mixed_sizes(setup, mixed, tmp_path) -> None:
+def test_batched_prediction_agrees_with_one_by_one_on_mixed_sizes(
+    setup, mixed, tmp_path: Path, monkeypatch
+) -> None:
     _, ckpt = setup
     gt = AnnotationFile.load(mixed)
-    padded = {(-(-h // 32), -(-w // 32)) for h, w in ((im.height, im.width) for im in gt.images)}
-    assert len({(h > w) for h, w in padded}) == 2  # portrait and landscape share batches
+    assert {im.height > im.width for im in gt.images} == {True, False}  # portrait and landscape
+    forward = HybridTaskCascade.forward
+    batches: list[int] = []
+    monkeypatch.setattr(
+        HybridTaskCascade,
+        "forward",
+        lambda model, images, *a, **k: (
+            batches.append(len(images)) or forward(model, images, *a, **k)
+        ),
+    )
     runs = []
     for bs in ("1", "3"):
         out = tmp_path / f"b{bs}"
@@ -120,6 +131,7 @@ def test_batched_prediction_agrees_with_one_by_one_on_mixed_sizes(setup, mixed, 
                 json.loads((out / "metrics.json").read_text()),
             )
         )
+    assert batches == [1] * 6 + [3, 3]  # batch 3 still batches: 3 portrait, then 3 landscape
     (one, m1), (three, m3) = runs
     assert set(one) == set(three) == {im.id for im in gt.images}
     matched = total = 0
@@ -133,4 +145,4 @@ def test_batched_prediction_agrees_with_one_by_one_on_mixed_sizes(setup, mixed, 
         total += len(top)
     assert matched >= 0.95 * total, f"{matched}/{total} top detections found again"
     for key in ("AP", "AP50", "AR"):
-        assert abs(m1[key] - m3[key]) <= 0.01, key
+        assert abs(m1[key] - m3[key]) <= 0.02, key
