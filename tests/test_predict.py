@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pycocotools.mask as mask_utils
 import pytest
 import torch
 
@@ -15,6 +17,7 @@ from tailseg.data.synth import generate
 from tailseg.engine import checkpoint
 from tailseg.evaluation import from_results
 from tailseg.models.build import build_model
+from tailseg.models.detectors.htc import HybridTaskCascade
 from tests.test_htc import TINY
 
 OVERRIDES = [
@@ -86,20 +89,60 @@ def test_checkpoint_that_does_not_fit_is_named(setup, tmp_path: Path, capsys) ->
     assert f"{bad}: weights do not fit" in capsys.readouterr().err
 
 
-def test_batched_prediction_equals_one_by_one(setup, tmp_path: Path) -> None:
-    val, ckpt = setup
-    src = sorted((val.parent / "images" / "val").glob("*.jpg"))[0]
-    images = tmp_path / "same"
-    images.mkdir()
-    for i in range(3):  # equal sizes: batching pads nothing, so results must not change
-        (images / f"{i}.jpg").write_bytes(src.read_bytes())
-    outs = []
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory, setup: tuple[Path, Path]) -> Path:
+    """Six images of mixed sizes and orientations (padded to 96×128 or 128×96 at the test scale)."""
+    cfg = SynthConfig(
+        num_classes=6, train_images=1, val_images=6, seed=2, min_side=48, max_side=96, max_objects=4
+    )
+    return generate(tmp_path_factory.mktemp("mixed"), cfg, progress=False).val_json
+
+
+def _by_image(results: list[dict]) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for r in results:
+        out.setdefault(r["image_id"], []).append(r)
+    return out
+
+
+def test_batched_prediction_agrees_with_one_by_one_on_mixed_sizes(
+    setup, mixed, tmp_path: Path, monkeypatch
+) -> None:
+    _, ckpt = setup
+    gt = AnnotationFile.load(mixed)
+    assert {im.height > im.width for im in gt.images} == {True, False}  # portrait and landscape
+    forward = HybridTaskCascade.forward
+    batches: list[int] = []
+    monkeypatch.setattr(
+        HybridTaskCascade,
+        "forward",
+        lambda model, images, *a, **k: (
+            batches.append(len(images)) or forward(model, images, *a, **k)
+        ),
+    )
+    runs = []
     for bs in ("1", "3"):
         out = tmp_path / f"b{bs}"
-        args = predict_args(ckpt, out, "--images", str(images), "--no-progress", "--batch-size", bs)
+        args = predict_args(ckpt, out, "--dataset", str(mixed), "--no-progress", "--batch-size", bs)
         assert main(args) == 0
-        outs.append(json.loads((out / "results.json").read_text()))
-    one, three = outs
-    assert [r["image_id"] for r in one] == [r["image_id"] for r in three]
-    for a, b in zip(one, three, strict=True):
-        assert a["category_id"] == b["category_id"] and abs(a["score"] - b["score"]) < 1e-4
+        runs.append(
+            (
+                _by_image(json.loads((out / "results.json").read_text())),
+                json.loads((out / "metrics.json").read_text()),
+            )
+        )
+    assert batches == [1] * 6 + [3, 3]  # batch 3 still batches: 3 portrait, then 3 landscape
+    (one, m1), (three, m3) = runs
+    assert set(one) == set(three) == {im.id for im in gt.images}
+    matched = total = 0
+    for image_id, dets in one.items():
+        other = three[image_id]
+        assert len(dets) == len(other), image_id  # max_per_img detections either way
+        top = sorted(dets, key=lambda r: -r["score"])[:10]
+        iou = mask_utils.iou([r["bbox"] for r in top], [r["bbox"] for r in other], [0] * len(other))
+        same = np.array([[a["category_id"] == b["category_id"] for b in other] for a in top])
+        matched += int(((iou > 0.95) & same).any(axis=1).sum())
+        total += len(top)
+    assert matched >= 0.95 * total, f"{matched}/{total} top detections found again"
+    for key in ("AP", "AP50", "AR"):
+        assert abs(m1[key] - m3[key]) <= 0.02, key

@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 
 from tailseg.cli.common import load_run_config
-from tailseg.data import AnnotationFile
+from tailseg.data import AnnotationFile, DataError
+from tailseg.data.annotations import Category
 from tailseg.engine.checkpoint import CheckpointError
 from tailseg.evaluation import evaluate, from_results, make_protocol
 from tailseg.evaluation.report import format_result
 from tailseg.inference.predict import (
+    fallback_categories,
     images_from_dataset,
     images_from_paths,
     load_model,
@@ -51,6 +53,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_categories(
+    dataset: str,
+    gt: AnnotationFile,
+    stored: list[Category] | None,
+    num_classes: int,
+    checkpoint: str,
+) -> None:
+    """DataError unless `dataset`'s categories are the checkpoint's, label for label (or, for a
+    checkpoint that stores none, as many as the model has)."""
+    if stored is None:
+        if len(gt.categories) != num_classes:
+            raise DataError(
+                f"{dataset}: categories: {len(gt.categories)}, the model has {num_classes} classes"
+            )
+        return
+    ours = [c.id for c in stored]
+    if gt.category_ids == ours:
+        return
+    if len(gt.category_ids) != len(ours):
+        problem = f"{len(gt.category_ids)} categories, the checkpoint's model has {len(ours)}"
+    else:
+        k = next(i for i, (a, b) in enumerate(zip(gt.category_ids, ours, strict=True)) if a != b)
+        problem = f"label {k} is category id {gt.category_ids[k]} here, {ours[k]} in the checkpoint"
+    raise DataError(f"{dataset}: categories: not those {checkpoint} was trained on ({problem})")
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.tta:
@@ -59,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = load_model(cfg, args.checkpoint, device)
+        model, categories = load_model(cfg, args.checkpoint, device)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -67,21 +95,18 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         gt = AnnotationFile.load(args.dataset, keep_degenerate=True)
         root = args.image_root or Path(args.dataset).parent / "images"
-        inputs, category_ids = images_from_dataset(gt, root), gt.category_ids
-        if len(category_ids) != cfg.model.num_classes:
-            print(
-                f"error: {args.dataset}: {len(category_ids)} categories, the model has "
-                f"{cfg.model.num_classes}",
-                file=sys.stderr,
-            )
-            return 2
+        check_categories(args.dataset, gt, categories, cfg.model.num_classes, args.checkpoint)
+        inputs = images_from_dataset(gt, root, cfg.data.allow_outside_root)
+        categories = gt.categories
     else:
         inputs = images_from_paths(args.images)
-        category_ids = list(range(1, cfg.model.num_classes + 1))
+        if categories is None:
+            categories = fallback_categories(cfg, args.checkpoint)
         atomic_write_json(
             out / "images.json", [{"id": i.image_id, "file": str(i.path)} for i in inputs], indent=1
         )
-    names = [c.name for c in gt.categories] if gt else [str(c) for c in category_ids]
+    category_ids = [c.id for c in categories]
+    names = [c.name for c in categories]
 
     def draw(item, image, det) -> None:
         keep = (det.scores >= args.score_threshold).nonzero().flatten()[: args.topk]

@@ -32,7 +32,11 @@ def run_preview(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.overrides)
     out = Path(args.out)
     data_dir = Path(args.data_dir) if args.data_dir else out.parent / "preview_data"
-    base = InstanceDataset(*split_files(cfg, "train", data_dir), only_annotated=True)
+    base = InstanceDataset(
+        *split_files(cfg, "train", data_dir),
+        only_annotated=True,
+        allow_outside_root=cfg.data.allow_outside_root,
+    )
     a = cfg.data.augment
     factors = repeat_factors(base.ann, a.rfs_threshold, base.images)
     sampler = RepeatFactorSampler(factors, seed=cfg.train.seed, mode=a.rfs_mode)

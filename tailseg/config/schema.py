@@ -91,6 +91,7 @@ class DataConfig:
     synth: SynthConfig | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     num_workers: int = 0
+    allow_outside_root: bool = False  # image paths (file_name, coco_url) may leave the image root
 
     def __post_init__(self) -> None:
         _check(self.num_workers >= 0, "num_workers", "must be >= 0")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,10 @@ Frequency = Literal["r", "c", "f"]
 
 class DataError(ValueError):
     """Bad dataset input; the message names the file and the field."""
+
+
+class OutsideRootError(DataError):
+    """An image path written in a dataset json that leaves the image root (absolute, `..`)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class ImageInfo:
     coco_url: str = ""
     neg_category_ids: tuple[int, ...] = ()
     not_exhaustive_category_ids: tuple[int, ...] = ()
+    index: int = -1  # position in the file's `images` list (-1: not from a file)
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,7 @@ class AnnotationFile:
                 not_exhaustive_category_ids=chk.id_list(
                     im, "not_exhaustive_category_ids", where, categories
                 ),
+                index=i,
             )
 
         annotations: list[Annotation] = []
@@ -256,25 +263,46 @@ class AnnotationFile:
         return mask_ops.decode(self.rle(ann))
 
     # ------------------------------------------------------------------ image files
-    def image_path(self, image: ImageInfo, root: str | Path) -> Path:
+    def image_path(
+        self, image: ImageInfo, root: str | Path, *, allow_outside_root: bool = False
+    ) -> Path:
         """Locate an image file under `root`: `file_name`, its COCO-2017 name, or `coco_url`'s tail.
 
         LVIS v1 has only `coco_url` (…/train2017/000000391895.jpg); LVIS v0.5 names files
         `COCO_val2014_000000266409.jpg` whose 2017 copy is `000000266409.jpg`.
+
+        The one place image paths of a dataset are resolved (training, evaluation, prediction).
+        A json path that leaves `root` — absolute, or through `..` — raises OutsideRootError
+        naming the json entry, unless `allow_outside_root` (config `data.allow_outside_root`).
+        The check is on the written path: symlinks under the root are the user's own layout
+        (e.g. `images/train2017 -> /mnt/coco/train2017`) and are followed.
         """
         root = Path(root)
-        candidates: list[Path] = []
+        where = (
+            f"images[{image.index}] (id {image.id})" if image.index >= 0 else f"image id {image.id}"
+        )
+        candidates: list[tuple[Path, str]] = []
         if image.file_name:
-            candidates.append(root / image.file_name)
+            candidates.append((root / image.file_name, "file_name"))
             if image.file_name.startswith("COCO_"):
-                candidates.append(root / image.file_name[-16:])
+                candidates.append((root / image.file_name[-16:], "file_name"))
         if image.coco_url:
             *_, split_dir, name = ["", *image.coco_url.rstrip("/").split("/")]
-            candidates += [root / split_dir / name, root / name]
-        for c in candidates:
+            candidates += [(root / split_dir / name, "coco_url"), (root / name, "coco_url")]
+        if not allow_outside_root:
+            top = os.path.normpath(root)
+            for c, field in candidates:
+                lexical = os.path.normpath(c)
+                if os.path.commonpath([top, lexical]) != top:
+                    value = image.file_name if field == "file_name" else image.coco_url
+                    raise OutsideRootError(
+                        f"{self.path}: {where}.{field}: {value!r} leads to {lexical}, outside "
+                        f"the image root {root} (set data.allow_outside_root=true to allow it)"
+                    )
+        for c, _ in candidates:
             if c.is_file():
                 return c
-        tried = ", ".join(str(c) for c in candidates)
+        tried = ", ".join(str(c) for c, _ in candidates)
         raise DataError(f"{self.path}: image id {image.id}: image file not found (tried {tried})")
 
 

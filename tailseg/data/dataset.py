@@ -17,18 +17,38 @@ from tailseg.structures.targets import Targets
 log = logging.getLogger("tailseg.data")
 
 
-def read_image(path: Path, expected_hw: tuple[int, int] | None = None, where: str = "") -> Tensor:
-    """Read an RGB image as uint8 (3, H, W), EXIF orientation applied.
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}  # 16-bit grayscale (PNG, TIFF)
 
-    Raises DataError naming the file if it is missing, unreadable, or not `expected_hw` in size.
+
+def rgb_pixels(im: Image.Image) -> np.ndarray:
+    """uint8 (H, W, 3) of a PIL image of any 8-bit mode (1, L, P, PA, LA, RGBA, CMYK, YCbCr, …
+    converted by PIL; alpha is dropped) or 16-bit grayscale, scaled 0–65535 → 0–255 (÷ 257,
+    rounded). PIL already reads 16-bit colour PNGs as 8-bit RGB(A).
+
+    Raises ValueError for 32-bit integer ('I') and float ('F') pixels, whose range is not
+    known (PIL would clip them to 255: a white image).
+    """
+    if im.mode in SIXTEEN_BIT_MODES:
+        gray = np.rint(np.asarray(im, dtype=np.float32) / 257.0).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if im.mode in ("I", "F"):
+        kind = "32-bit integer" if im.mode == "I" else "floating-point"
+        raise ValueError(f"{kind} pixels (mode {im.mode!r}) have no fixed range; save it as 8-bit")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image(path: Path, expected_hw: tuple[int, int] | None = None, where: str = "") -> Tensor:
+    """Read an image as RGB uint8 (3, H, W) (see `rgb_pixels`), EXIF orientation applied.
+
+    Raises DataError naming the file if it is missing, unreadable, of a pixel format without a
+    fixed range, or not `expected_hw` in size.
     """
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            arr = np.asarray(im, dtype=np.uint8).copy()
+            arr = rgb_pixels(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found{where}") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path}: cannot read image{where} ({e})") from None
     if expected_hw is not None and arr.shape[:2] != tuple(expected_hw):
         raise DataError(
@@ -51,6 +71,7 @@ class InstanceDataset(torch.utils.data.Dataset):
         image_root: str | Path,
         *,
         only_annotated: bool = False,
+        allow_outside_root: bool = False,
     ) -> None:
         self.ann = (
             annotations
@@ -58,6 +79,7 @@ class InstanceDataset(torch.utils.data.Dataset):
             else AnnotationFile.load(annotations)
         )
         self.image_root = Path(image_root)
+        self.allow_outside_root = allow_outside_root
         self.images: list[ImageInfo] = [
             im for im in self.ann.images if not only_annotated or self.ann.anns_by_image[im.id]
         ]
@@ -72,7 +94,9 @@ class InstanceDataset(torch.utils.data.Dataset):
         return self.ann.num_classes
 
     def image_path(self, index: int) -> Path:
-        return self.ann.image_path(self.images[index], self.image_root)
+        return self.ann.image_path(
+            self.images[index], self.image_root, allow_outside_root=self.allow_outside_root
+        )
 
     def load_image(self, index: int) -> Tensor:
         im = self.images[index]

@@ -7,6 +7,9 @@ one lands; `load_last_good` tries `last.pt` then `last.prev.pt`, naming any that
 A checkpoint holds only tensors and plain data (numbers, strings, lists, tuples, dicts) and is
 read with `torch.load(weights_only=True)`: a crafted file whose pickle would import or call
 anything else is refused before any of it runs.
+
+`best.pt` and `last.pt` carry the training set's `categories` ([{"id", "name"}] in the model's
+label order), which prediction reports.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import pickle
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value)
     return value
+
+
+def category_entries(categories: Iterable[Any]) -> list[dict[str, Any]]:
+    """`categories` of a checkpoint: [{"id": int, "name": str}] in label order, from objects with
+    `.id` and `.name` (plain values only, so the file loads with `weights_only=True`)."""
+    return [{"id": int(c.id), "name": str(c.name)} for c in categories]
 
 
 def save(path: str | Path, state: dict[str, Any], keep_previous: bool = False) -> None:

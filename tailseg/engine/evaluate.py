@@ -13,6 +13,7 @@ from tailseg.data import AnnotationFile, InstanceDataset
 from tailseg.data.transforms.common import resize_image, scaled_size
 from tailseg.engine.distributed import Dist, all_gather_objects
 from tailseg.evaluation import Detections, evaluate, make_protocol
+from tailseg.models.detectors.preprocess import padded_size
 from tailseg.structures.detections import InstanceDetections
 
 
@@ -26,20 +27,37 @@ def predict_image(model: nn.Module, image: torch.Tensor, infer: InferConfig) -> 
     return det.rescale((h, w))
 
 
+def canvas_size(image_hw: tuple[int, int], infer: InferConfig) -> tuple[int, int]:
+    """The padded (H, W) an image of size `image_hw` is predicted on when alone: its test-scale
+    size rounded up to the backbone's stride."""
+    return padded_size(*scaled_size(*image_hw, infer.short_side, infer.max_size))
+
+
 @torch.no_grad()
 def predict_batch(
     model: nn.Module, images: list[torch.Tensor], infer: InferConfig
 ) -> list[InstanceDetections]:
-    """Detections of several uint8 (3, H, W) images in one forward, each in its own frame."""
-    if not images:
-        return []
+    """Detections of several uint8 (3, H, W) images, each in its own frame, as `predict_image`
+    finds them (up to float rounding): one forward per group of images of one `canvas_size`.
+
+    Images of different sizes are not padded together: padding is image content to the
+    backbone, so a small image padded to a large one's size gets other features near its
+    border (at the test scale of the tiny config, nearly everywhere) and other detections.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(canvas_size(tuple(im.shape[-2:]), infer), []).append(i)
     device = next(model.parameters()).device
-    resized = [
-        resize_image(im, scaled_size(*im.shape[-2:], infer.short_side, infer.max_size)).to(device)
-        for im in images
-    ]
-    dets = model(resized)
-    return [d.rescale(tuple(im.shape[-2:])) for d, im in zip(dets, images, strict=True)]
+    out: dict[int, InstanceDetections] = {}
+    for index in groups.values():
+        resized = [
+            resize_image(im, scaled_size(*im.shape[-2:], infer.short_side, infer.max_size))
+            for im in (images[i] for i in index)
+        ]
+        dets = model([r.to(device) for r in resized])
+        for i, d in zip(index, dets, strict=True):
+            out[i] = d.rescale(tuple(images[i].shape[-2:]))
+    return [out[i] for i in range(len(images))]
 
 
 @torch.no_grad()

@@ -124,8 +124,11 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
     dist.barrier(d)
     train_json, train_images = split_files(cfg, "train", run_dir / "data")
     val_json, val_images = split_files(cfg, "val", run_dir / "data")
-    base = InstanceDataset(train_json, train_images, only_annotated=True)
-    val = InstanceDataset(val_json, val_images)
+    outside = cfg.data.allow_outside_root
+    base = InstanceDataset(
+        train_json, train_images, only_annotated=True, allow_outside_root=outside
+    )
+    val = InstanceDataset(val_json, val_images, allow_outside_root=outside)
     gt_val = AnnotationFile.load(val_json, keep_degenerate=True)
     if base.ann.category_ids != gt_val.category_ids:
         raise DataError(f"{val_json}: categories differ from {train_json}'s")
@@ -202,6 +205,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
             "state": state.__dict__,
             "rng": torch.get_rng_state(),
             "config": to_dict(cfg),
+            "categories": checkpoint.category_entries(base.ann.categories),
         }
         path = run_dir / "last.pt"
         if d.is_main:
@@ -303,6 +307,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
                         "epoch": epoch,
                         "metrics": row,
                         "config": to_dict(cfg),
+                        "categories": checkpoint.category_entries(base.ann.categories),
                     },
                 )
             save_last()

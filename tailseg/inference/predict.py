@@ -13,9 +13,11 @@ from tqdm import tqdm
 
 from tailseg.config import Config
 from tailseg.data import AnnotationFile, DataError
+from tailseg.data.annotations import Category, OutsideRootError
 from tailseg.data.dataset import read_image
+from tailseg.data.synth import synth_categories
 from tailseg.engine import checkpoint
-from tailseg.engine.evaluate import predict_batch, predict_image
+from tailseg.engine.evaluate import canvas_size, predict_batch, predict_image
 from tailseg.inference.tta import tta_detect
 from tailseg.models.build import build_model
 from tailseg.models.detectors.htc import HybridTaskCascade
@@ -23,6 +25,7 @@ from tailseg.structures.detections import InstanceDetections
 
 log = logging.getLogger("tailseg.inference")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+PENDING_BATCHES = 4  # predict_images holds at most this many batches of images at once
 
 
 @dataclass
@@ -32,8 +35,11 @@ class InputImage:
     expected_hw: tuple[int, int] | None = None
 
 
-def load_model(cfg: Config, checkpoint_path: str | Path, device: torch.device) -> HybridTaskCascade:
-    """The config's model with a checkpoint's `model` weights (best.pt holds the EMA weights)."""
+def load_model(
+    cfg: Config, checkpoint_path: str | Path, device: torch.device
+) -> tuple[HybridTaskCascade, list[Category] | None]:
+    """The config's model with a checkpoint's `model` weights (best.pt holds the EMA weights),
+    and the categories of its labels stored with it (None in checkpoints that predate them)."""
     state = checkpoint.load(checkpoint_path)
     model = build_model(cfg.model, cfg.infer)
     try:
@@ -42,7 +48,66 @@ def load_model(cfg: Config, checkpoint_path: str | Path, device: torch.device) -
         raise checkpoint.CheckpointError(
             f"{checkpoint_path}: weights do not fit the config's model ({str(e)[:300]})"
         ) from None
-    return model.to(device).eval()
+    categories = stored_categories(state, checkpoint_path, cfg.model.num_classes)
+    return model.to(device).eval(), categories
+
+
+def stored_categories(
+    state: dict[str, Any], path: str | Path, num_classes: int
+) -> list[Category] | None:
+    """A checkpoint's `categories` ([{"id", "name"}], one per label), checked."""
+    raw = state.get("categories")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("id"), int)
+        and not isinstance(c["id"], bool)
+        and isinstance(c.get("name"), str)
+        for c in raw
+    ):
+        raise checkpoint.CheckpointError(
+            f"{path}: categories: expected a list of {{'id': int, 'name': str}}"
+        )
+    if len(raw) != num_classes:
+        raise checkpoint.CheckpointError(
+            f"{path}: categories: {len(raw)} stored, the config's model has {num_classes} classes"
+        )
+    if len({c["id"] for c in raw}) != len(raw):
+        raise checkpoint.CheckpointError(f"{path}: categories: repeated category ids")
+    return [Category(c["id"], c["name"]) for c in raw]
+
+
+def fallback_categories(cfg: Config, checkpoint_path: str | Path) -> list[Category]:
+    """Categories for a checkpoint that stores none: the config's dataset (synthetic benchmark,
+    val or train json) when it has as many as the model, else 1..C named by number (warned)."""
+    n = cfg.model.num_classes
+    found: list[Category] | None = None
+    source = ""
+    if cfg.data.synth is not None:
+        found = [Category(i, name) for i, name in synth_categories(cfg.data.synth)]
+        source = "the config's data.synth"
+    else:
+        for split in ("val", "train"):
+            path = Path(getattr(cfg.data, split).json)
+            if getattr(cfg.data, split).json and path.is_file():
+                found, source = AnnotationFile.load(path, allow_empty=True).categories, str(path)
+                break
+    if found is not None and len(found) == n:
+        log.warning(
+            "%s: no categories stored (an older checkpoint); using those of %s",
+            checkpoint_path,
+            source,
+        )
+        return found
+    log.warning(
+        "%s: no categories stored (an older checkpoint) and the config names no dataset with %d "
+        "categories: results use category ids 1..%d and overlays show those numbers",
+        checkpoint_path,
+        n,
+        n,
+    )
+    return [Category(i + 1, str(i + 1)) for i in range(n)]
 
 
 def images_from_paths(paths: list[str]) -> list[InputImage]:
@@ -58,11 +123,17 @@ def images_from_paths(paths: list[str]) -> list[InputImage]:
     return [InputImage(i + 1, f) for i, f in enumerate(files)]
 
 
-def images_from_dataset(gt: AnnotationFile, root: str | Path) -> list[InputImage]:
+def images_from_dataset(
+    gt: AnnotationFile, root: str | Path, allow_outside_root: bool = False
+) -> list[InputImage]:
+    """Every image of `gt` under `root`; a missing file is warned about (and skipped when read),
+    a path that leaves `root` is an error (`OutsideRootError`) unless `allow_outside_root`."""
     out = []
     for im in gt.images:
         try:
-            path = gt.image_path(im, root)
+            path = gt.image_path(im, root, allow_outside_root=allow_outside_root)
+        except OutsideRootError:
+            raise
         except DataError as e:
             log.warning("%s", e)
             path = Path(root) / (im.file_name or f"missing-{im.id}")
@@ -110,28 +181,47 @@ def predict_images(
     on_image: Any = None,
     batch_size: int = 1,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(results entries, one line per skipped image). Plain inference runs `batch_size` images
-    per forward (TTA one at a time). `on_image(input, image, det)` is called for every image."""
-    results, skipped = [], []
+    """(results entries in input order, one line per skipped image). `on_image(input, image,
+    det)` is called for every image, in the order they are predicted.
+
+    Plain inference runs up to `batch_size` images of one canvas size per forward (see
+    `predict_batch`: results do not depend on the batch size); images wait for companions of
+    their size while at most `PENDING_BATCHES` batches' worth are held. TTA runs one at a time.
+    """
+    skipped: list[str] = []
+    found: dict[int, list[dict[str, Any]]] = {}
     tta = bool(cfg.infer.tta_scales or cfg.infer.tta_flip)
     step = 1 if tta else max(1, batch_size)
+    pending: dict[tuple[int, int], list[tuple[int, InputImage, Tensor]]] = {}
     bar = tqdm(total=len(inputs), desc="predict", disable=not progress)
-    for start in range(0, len(inputs), step):
-        batch: list[tuple[InputImage, Tensor]] = []
-        for item in inputs[start : start + step]:
-            try:
-                batch.append((item, read_image(item.path, item.expected_hw)))
-            except DataError as e:
-                skipped.append(str(e))
-                log.warning("skipped: %s", e)
+
+    def run(group: list[tuple[int, InputImage, Tensor]]) -> None:
+        images = [image for _, _, image in group]
         if tta:
-            dets = [detect(model, image, cfg) for _, image in batch]
+            dets = [detect(model, image, cfg) for image in images]
         else:
-            dets = predict_batch(model, [image for _, image in batch], cfg.infer)
-        for (item, image), det in zip(batch, dets, strict=True):
-            results += results_of(det, item.image_id, category_ids, cfg.infer.mask_threshold)
+            dets = predict_batch(model, images, cfg.infer)
+        for (k, item, image), det in zip(group, dets, strict=True):
+            found[k] = results_of(det, item.image_id, category_ids, cfg.infer.mask_threshold)
             if on_image is not None:
                 on_image(item, image, det)
-        bar.update(len(inputs[start : start + step]))
+        bar.update(len(group))
+
+    for k, item in enumerate(inputs):
+        try:
+            image = read_image(item.path, item.expected_hw)
+        except DataError as e:
+            skipped.append(str(e))
+            log.warning("skipped: %s", e)
+            bar.update(1)
+            continue
+        key = canvas_size(tuple(image.shape[-2:]), cfg.infer)
+        pending.setdefault(key, []).append((k, item, image))
+        if len(pending[key]) >= step:
+            run(pending.pop(key))
+        elif sum(map(len, pending.values())) >= PENDING_BATCHES * step:
+            run(pending.pop(max(pending, key=lambda c: len(pending[c]))))
+    for group in pending.values():
+        run(group)
     bar.close()
-    return results, skipped
+    return [r for k in sorted(found) for r in found[k]], skipped

@@ -200,11 +200,18 @@ def _write_split(
     return images, annotations
 
 
+def synth_categories(cfg: SynthConfig) -> list[tuple[int, str]]:
+    """(LVIS id, name) of the benchmark's categories in label (ascending id) order, without
+    generating it: they are the first draw of `generate`'s random stream."""
+    cats = sample_lvis_categories(cfg.num_classes, np.random.default_rng(cfg.seed))
+    return sorted((int(c["id"]), str(c["name"])) for c in cats)
+
+
 def generate(out: str | Path, cfg: SynthConfig, *, progress: bool = True) -> SynthOutput:
     """Write the benchmark to `out` and return the paths of its two json files and image root."""
     out = Path(out)
     rng = np.random.default_rng(cfg.seed)
-    cats = sample_lvis_categories(cfg.num_classes, rng)
+    cats = sample_lvis_categories(cfg.num_classes, rng)  # the first draw (see synth_categories)
     apps = make_appearances(cfg.num_classes, rng)
     real_images = np.array([c["image_count"] for c in cats])
     per_image_mean = np.clip(np.array([c["instance_count"] for c in cats]) / real_images, 1, 3)
