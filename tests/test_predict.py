@@ -72,8 +72,9 @@ def test_predict_folder_skips_unreadable_images_and_keeps_the_rest(setup, tmp_pa
         (images / f"{i}.jpg").write_bytes(src.read_bytes())
     (images / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "pred"
-    args = predict_args(ckpt, out, "--images", str(images), "--no-progress", "--tta")
-    assert main(args) == 0
+    args = predict_args(ckpt, out, "--images", str(images), "--no-progress")
+    tta = ["infer.tta_scales=[[128,96],[160,120]]", "infer.tta_flip=true"]  # TTA at test scale
+    assert main([*args[:2], *tta, *args[2:]]) == 0
     results = json.loads((out / "results.json").read_text())
     assert {r["image_id"] for r in results} == {1, 2}  # broken.jpg sorts last (id 3)
     assert "broken.jpg: cannot read image" in (out / "skipped.txt").read_text()
@@ -146,3 +147,22 @@ def test_batched_prediction_agrees_with_one_by_one_on_mixed_sizes(
     assert matched >= 0.95 * total, f"{matched}/{total} top detections found again"
     for key in ("AP", "AP50", "AR"):
         assert abs(m1[key] - m3[key]) <= 0.02, key
+
+
+def test_tta_flag_asks_for_the_reports_scales_and_flip(monkeypatch, tmp_path: Path) -> None:
+    seen = {}
+
+    def capture(name: str, overrides: list[str]):
+        seen["cfg"] = load_config(str(TINY), overrides)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("tailseg.cli.predict.load_run_config", capture)
+    with pytest.raises(SystemExit):
+        main(predict_args(tmp_path / "x.pt", tmp_path / "o", "--images", str(tmp_path), "--tta"))
+    infer = seen["cfg"].infer
+    assert infer.tta_flip and infer.tta_scales == (
+        (1600, 1000),
+        (1600, 1400),
+        (1800, 1200),
+        (1800, 1600),
+    )
