@@ -16,15 +16,29 @@ import pycocotools.mask as mask_utils
 RLE = dict[str, Any]  # {"size": [h, w], "counts": bytes | str | list[int]}
 
 
+MAX_PIXELS = 2**32 - 1  # pycocotools keeps run lengths and h*w in 32-bit unsigned ints
+_MAX_RUN_CHARS = 7  # a run length below 2**32 (plus its sign bit) needs at most 7 characters
+_CHUNK = 1 << 16  # compressed strings checked per NumPy pass
+
+
 class SegmentationError(ValueError):
-    """A segmentation that cannot be decoded (message names the offending part)."""
+    """A segmentation that cannot be decoded: `field` (e.g. "segmentation.counts") and `problem`."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
-def clean_polygons(polygons: Sequence[Sequence[float]]) -> tuple[list[list[float]], list[str]]:
+def clean_polygons(
+    polygons: Sequence[Sequence[float]], height: int | None = None, width: int | None = None
+) -> tuple[list[list[float]], list[str]]:
     """Keep the polygon parts with at least 3 points; report the others.
 
     Returns (valid parts as float lists, one human-readable reason per dropped part). Raises
-    SegmentationError for parts that are not flat coordinate lists or have an odd length.
+    SegmentationError for parts that are not flat coordinate lists, have an odd length, or (with
+    `height`/`width`) have a point farther than one image size outside the image: rasterising such
+    a polygon would cost time and memory in proportion to its extent.
     """
     valid: list[list[float]] = []
     dropped: list[str] = []
@@ -32,51 +46,174 @@ def clean_polygons(polygons: Sequence[Sequence[float]]) -> tuple[list[list[float
         if not isinstance(part, list | tuple) or not all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in part
         ):
-            raise SegmentationError(f"segmentation[{i}]: polygon must be a flat list of numbers")
+            raise SegmentationError(f"segmentation[{i}]", "polygon must be a flat list of numbers")
         if len(part) % 2:
             raise SegmentationError(
-                f"segmentation[{i}]: polygon has an odd number of coordinates ({len(part)})"
+                f"segmentation[{i}]", f"polygon has an odd number of coordinates ({len(part)})"
             )
-        coords = [float(v) for v in part]
+        try:
+            coords = np.array(part, dtype=np.float64)
+        except OverflowError:
+            coords = np.array([np.inf])
         if not np.all(np.isfinite(coords)):
-            raise SegmentationError(f"segmentation[{i}]: polygon has NaN or infinite coordinates")
+            raise SegmentationError(f"segmentation[{i}]", "polygon has NaN or infinite coordinates")
+        if height is not None and width is not None and len(coords):
+            xs, ys = coords[0::2], coords[1::2]
+            far = (xs < -width) | (xs > 2 * width) | (ys < -height) | (ys > 2 * height)
+            if far.any():
+                k = int(np.flatnonzero(far)[0])
+                raise SegmentationError(
+                    f"segmentation[{i}]",
+                    f"point ({xs[k]:g}, {ys[k]:g}) lies far outside the {width}x{height} image",
+                )
         if len(coords) < 6:
             dropped.append(f"segmentation[{i}]: fewer than 3 points ({len(coords) // 2})")
             continue
-        valid.append(coords)
+        valid.append(coords.tolist())
     return valid, dropped
+
+
+def check_rle(segm: dict, height: int, width: int) -> None:
+    """Check an RLE dict's `size` and `counts` against the image size.
+
+    An uncompressed `counts` (a list) must hold run lengths >= 0 summing to height*width. A
+    compressed `counts` (a str or bytes) is only type-checked here: `check_rle_strings` decodes
+    many at once.
+    """
+    size = segm.get("size")
+    if not (
+        isinstance(size, list | tuple)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+    ):
+        raise SegmentationError("segmentation.size", f"expected [height, width], got {size!r:.40}")
+    if list(size) != [height, width]:
+        raise SegmentationError(
+            "segmentation.size", f"{list(size)} differs from the image size [{height}, {width}]"
+        )
+    if "counts" not in segm:
+        raise SegmentationError("segmentation.counts", "missing field")
+    counts = segm["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+            raise SegmentationError("segmentation.counts", "run lengths must be integers >= 0")
+        if sum(counts) != height * width:
+            raise SegmentationError(
+                "segmentation.counts",
+                f"run lengths sum to {sum(counts)}, not h*w={height * width}",
+            )
+    elif not isinstance(counts, str | bytes):
+        raise SegmentationError(
+            "segmentation.counts",
+            f"expected an RLE string or a list of run lengths, got {counts!r:.40}",
+        )
+
+
+def check_rle_strings(counts: Sequence[str | bytes], pixels: Sequence[int]) -> tuple[int, str]:
+    """Decode compressed RLE `counts` strings (the COCO format) in bulk and check them.
+
+    Each string must be ASCII in the alphabet '0'..'o', end on a complete run length, and decode
+    to run lengths >= 0 that sum to its `pixels` (height*width). Returns (-1, "") when all pass,
+    else (index of the first bad string, the problem). Vectorised: about a microsecond per string.
+    """
+    total = np.asarray(pixels, dtype=np.int64)
+    for lo in range(0, len(counts), _CHUNK):
+        bad, problem = _check_chunk(counts[lo : lo + _CHUNK], total[lo : lo + _CHUNK])
+        if bad >= 0:
+            return lo + bad, problem
+    return -1, ""
+
+
+def _check_chunk(counts: Sequence[str | bytes], total: np.ndarray) -> tuple[int, str]:
+    if all(isinstance(c, str) for c in counts):
+        text = "".join(counts)  # type: ignore[arg-type]
+        lens = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
+        try:
+            raw = text.encode("ascii")
+        except UnicodeEncodeError as e:
+            return int(np.searchsorted(np.cumsum(lens), e.start, side="right")), "not ASCII"
+    else:
+        parts = []
+        for i, c in enumerate(counts):
+            try:
+                parts.append(c.encode("ascii") if isinstance(c, str) else c)
+            except UnicodeEncodeError:
+                return i, "not ASCII"
+        raw = b"".join(parts)
+        lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    stop = np.cumsum(lens)  # each string's end in `raw`
+    if (lens == 0).any():
+        return int(np.flatnonzero(lens == 0)[0]), "empty RLE string"
+    c = np.frombuffer(raw, dtype=np.uint8) - np.uint8(48)  # '0'..'o' → 0..63; others wrap to > 63
+
+    def owner(char_index: int) -> int:
+        return int(np.searchsorted(stop, char_index, side="right"))
+
+    if (c > 63).any():
+        return owner(int(np.flatnonzero(c > 63)[0])), "character outside the RLE alphabet '0'..'o'"
+    ends = (c & 0x20) == 0  # the character ends a run length
+    if not ends[stop - 1].all():
+        return int(np.flatnonzero(~ends[stop - 1])[0]), "truncated run length at the end"
+    num_end = np.flatnonzero(ends)
+    num_start = np.r_[0, num_end[:-1] + 1]
+    width = num_end - num_start + 1
+    if width.max() > _MAX_RUN_CHARS:
+        return owner(int(num_end[np.argmax(width > _MAX_RUN_CHARS)])), "run length too large"
+    value = (c[num_start] & 0x1F).astype(np.int64)  # 5 bits per character, low bits first
+    sel = np.flatnonzero(width > 1)
+    for k in range(1, int(width.max())):
+        sel = sel[width[sel] > k]
+        value[sel] |= (c[num_start[sel] + k] & 0x1F).astype(np.int64) << (5 * k)
+    negative = np.flatnonzero((c[num_end] & 0x10) != 0)  # sign bit of the last character
+    value[negative] -= np.int64(1) << (5 * width[negative])
+    n = len(num_end)
+    first = np.searchsorted(num_end, stop - lens)  # each string's first run
+    mark = np.zeros(n, dtype=np.int64)
+    mark[first[1:]] = 1
+    owner_of = np.cumsum(mark)  # the string of each run
+    # run m > 2 is stored as the difference to run m - 2: sum the chains of every other run,
+    # restarting at each string's runs 0, 1 and 2
+    restart = np.arange(n) - first[owner_of] <= 2
+    runs = np.empty(n, dtype=np.int64)
+    for p in (0, 1):
+        v = value[p::2]
+        cs = np.cumsum(v)
+        last = np.maximum.accumulate(np.where(restart[p::2], np.arange(len(v)), 0))
+        runs[p::2] = cs - cs[last] + v[last]
+    if (runs < 0).any():
+        return int(owner_of[np.argmax(runs < 0)]), "decodes to a negative run length"
+    sums = np.add.reduceat(runs, first)
+    wrong = np.flatnonzero(sums != total)
+    if len(wrong):
+        i = int(wrong[0])
+        return i, f"run lengths sum to {sums[i]}, not h*w={total[i]}"
+    return -1, ""
 
 
 def to_rle(segm: Any, height: int, width: int) -> RLE:
     """Any COCO/LVIS segmentation → one compressed RLE at (height, width).
 
     Polygons (a list of parts) are rasterised and merged into one RLE; an uncompressed RLE
-    (`counts` a list) is compressed; a compressed RLE is checked for its size and returned.
+    (`counts` a list) is compressed; a compressed RLE is checked and returned.
     """
     if isinstance(segm, list):
-        parts, _ = clean_polygons(segm)
+        parts, _ = clean_polygons(segm, height, width)
         if not parts:  # degenerate ground truth kept for evaluation: an empty mask
-            return mask_utils.encode(np.zeros((height, width, 1), dtype=np.uint8, order="F"))[0]
+            empty = {"size": [height, width], "counts": [height * width]}
+            return mask_utils.frPyObjects(empty, height, width)
         return mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
-    if not isinstance(segm, dict) or "counts" not in segm or "size" not in segm:
-        raise SegmentationError("segmentation: expected a polygon list or an RLE with size, counts")
-    size = segm["size"]
-    if not isinstance(size, list | tuple) or len(size) != 2 or list(size) != [height, width]:
-        raise SegmentationError(
-            f"segmentation.size: {size} differs from the image size [{height}, {width}]"
-        )
+    if not isinstance(segm, dict):
+        raise SegmentationError("segmentation", "expected a polygon list or an RLE object")
+    check_rle(segm, height, width)
     counts = segm["counts"]
     if isinstance(counts, list):
-        if sum(int(c) for c in counts) != height * width:
-            raise SegmentationError(
-                f"segmentation.counts: run lengths sum to {sum(counts)}, not h*w={height * width}"
-            )
         return mask_utils.frPyObjects(segm, height, width)
+    bad, problem = check_rle_strings([counts], [height * width])
+    if bad >= 0:
+        raise SegmentationError("segmentation.counts", problem)
     if isinstance(counts, str):
-        return {"size": [height, width], "counts": counts.encode("ascii")}
-    if isinstance(counts, bytes):
-        return {"size": [height, width], "counts": counts}
-    raise SegmentationError("segmentation.counts: must be a list of ints or an RLE string")
+        counts = counts.encode("ascii")
+    return {"size": [height, width], "counts": counts}
 
 
 def decode(rle: RLE) -> np.ndarray:
