@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -157,3 +158,19 @@ def test_eval_bad_ground_truth_rle_is_one_line(tmp_path: Path, capsys, counts: s
         f"error: {tmp_path / 'gt.json'}: annotations[0] (id 5).segmentation.counts:"
     )
     assert len(err.splitlines()) == 1
+
+
+def test_lvis_protocol_without_frequency_warns_and_prints_na(
+    tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    gt = copy.deepcopy(GOOD)
+    for c in gt["categories"]:
+        del c["frequency"]
+    with caplog.at_level(logging.WARNING, logger="tailseg.evaluation"):
+        assert main(tiny_eval(tmp_path, RESULT, "--iou-type", "bbox", gt=gt)) == 0
+    assert (
+        "no category has a `frequency` field" in caplog.text and "APr, APc and APf" in caplog.text
+    )
+    head, values = capsys.readouterr().out.splitlines()[2:4]
+    shown = dict(zip(head.split(), values.split(), strict=True))
+    assert shown["AP"] != "n/a" and [shown[k] for k in ("APr", "APc", "APf")] == ["n/a"] * 3
