@@ -29,7 +29,10 @@ Frequency = Literal["r", "c", "f"]
 
 
 class DataError(ValueError):
-    """Bad dataset input; the message names the file and the field."""
+    """Bad dataset input; the message (one line) names the file and the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclass(frozen=True)
