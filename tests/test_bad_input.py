@@ -136,6 +136,14 @@ def test_missing_file(tmp_path: Path) -> None:
             edited(annotations__0__segmentation=[[1, 1, 6, 1, 1e9, 6]]),
             r"\.segmentation\[0\]: point \(1e\+09, 6\) lies far outside the 10x8 image",
         ),
+        (
+            edited(
+                images__0__height=1,
+                images__0__width=2**31,
+                annotations__0__segmentation=[[0, 0, 2e9, 0, 2e9, 1]],
+            ),
+            r"\.segmentation\[0\]: outline is 4,000,000,001 pixels long \(at most 1,048,576\)",
+        ),
         (edited(annotations__0__bbox=[1, 1, True, 5]), r"\(id 5\)\.bbox: expected \[x, y, w, h\]"),
         (edited(annotations__0__id=2**63), r"annotations\[0\]\.id: \d+ does not fit"),
         (edited(images__0__height=2**20, images__0__width=2**20), r"over 2\*\*32 pixels"),

@@ -19,6 +19,7 @@ RLE = dict[str, Any]  # {"size": [h, w], "counts": bytes | str | list[int]}
 MAX_PIXELS = 2**32 - 1  # pycocotools keeps run lengths and h*w in 32-bit unsigned ints
 _MAX_RUN_CHARS = 7  # a run length below 2**32 (plus its sign bit) needs at most 7 characters
 _CHUNK = 1 << 16  # compressed strings checked per NumPy pass
+MAX_OUTLINE = 1 << 20  # pixels along a polygon's outline: pycocotools rasterises point by point
 
 
 class SegmentationError(ValueError):
@@ -37,8 +38,8 @@ def clean_polygons(
 
     Returns (valid parts as float lists, one human-readable reason per dropped part). Raises
     SegmentationError for parts that are not flat coordinate lists, have an odd length, or (with
-    `height`/`width`) have a point farther than one image size outside the image: rasterising such
-    a polygon would cost time and memory in proportion to its extent.
+    `height`/`width`) have a point farther than one image size outside the image or an outline
+    longer than MAX_OUTLINE pixels: rasterising costs time and memory in proportion to it.
     """
     valid: list[list[float]] = []
     dropped: list[str] = []
@@ -65,6 +66,12 @@ def clean_polygons(
                 raise SegmentationError(
                     f"segmentation[{i}]",
                     f"point ({xs[k]:g}, {ys[k]:g}) lies far outside the {width}x{height} image",
+                )
+            steps = np.maximum(np.abs(np.diff(xs, append=xs[0])), np.abs(np.diff(ys, append=ys[0])))
+            if steps.sum() > MAX_OUTLINE:
+                raise SegmentationError(
+                    f"segmentation[{i}]",
+                    f"outline is {steps.sum():,.0f} pixels long (at most {MAX_OUTLINE:,})",
                 )
         if len(coords) < 6:
             dropped.append(f"segmentation[{i}]: fewer than 3 points ({len(coords) // 2})")
