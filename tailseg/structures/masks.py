@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
+from numba import njit
 
 RLE = dict[str, Any]  # {"size": [h, w], "counts": bytes | str | list[int]}
 
 
 MAX_PIXELS = 2**32 - 1  # pycocotools keeps run lengths and h*w in 32-bit unsigned ints
 _MAX_RUN_CHARS = 7  # a run length below 2**32 (plus its sign bit) needs at most 7 characters
-_CHUNK = 1 << 16  # compressed strings checked per NumPy pass
 MAX_OUTLINE = 1 << 20  # pixels along a polygon's outline: pycocotools rasterises point by point
 
 
@@ -121,80 +121,94 @@ def check_rle_strings(counts: Sequence[str | bytes], pixels: Sequence[int]) -> t
 
     Each string must be ASCII in the alphabet '0'..'o', end on a complete run length, and decode
     to run lengths >= 0 that sum to its `pixels` (height*width). Returns (-1, "") when all pass,
-    else (index of the first bad string, the problem). Vectorised: about a microsecond per string.
+    else (index of the first bad string, the problem). A compiled pass over the bytes: about
+    0.1 s per million strings of 70 characters.
     """
-    total = np.asarray(pixels, dtype=np.int64)
-    for lo in range(0, len(counts), _CHUNK):
-        bad, problem = _check_chunk(counts[lo : lo + _CHUNK], total[lo : lo + _CHUNK])
-        if bad >= 0:
-            return lo + bad, problem
-    return -1, ""
-
-
-def _check_chunk(counts: Sequence[str | bytes], total: np.ndarray) -> tuple[int, str]:
+    if not counts:
+        return -1, ""
     if all(isinstance(c, str) for c in counts):
-        text = "".join(counts)  # type: ignore[arg-type]
         lens = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
         try:
-            raw = text.encode("ascii")
+            raw = "".join(counts).encode("ascii")  # type: ignore[arg-type]
         except UnicodeEncodeError as e:
             return int(np.searchsorted(np.cumsum(lens), e.start, side="right")), "not ASCII"
     else:
         parts = []
         for i, c in enumerate(counts):
             try:
-                parts.append(c.encode("ascii") if isinstance(c, str) else c)
+                parts.append(c.encode("ascii") if isinstance(c, str) else bytes(c))
             except UnicodeEncodeError:
                 return i, "not ASCII"
         raw = b"".join(parts)
         lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-    stop = np.cumsum(lens)  # each string's end in `raw`
-    if (lens == 0).any():
-        return int(np.flatnonzero(lens == 0)[0]), "empty RLE string"
-    c = np.frombuffer(raw, dtype=np.uint8) - np.uint8(48)  # '0'..'o' → 0..63; others wrap to > 63
+    bad, problem, total = _first_bad_rle(
+        np.frombuffer(raw, dtype=np.uint8), np.cumsum(lens), np.asarray(pixels, dtype=np.int64)
+    )
+    if bad < 0:
+        return -1, ""
+    if problem == _WRONG_SUM:
+        return bad, f"run lengths sum to {total}, not h*w={pixels[bad]}"
+    return bad, _PROBLEMS[problem]
 
-    def owner(char_index: int) -> int:
-        return int(np.searchsorted(stop, char_index, side="right"))
 
-    if (c > 63).any():
-        return owner(int(np.flatnonzero(c > 63)[0])), "character outside the RLE alphabet '0'..'o'"
-    ends = (c & 0x20) == 0  # the character ends a run length
-    if not ends[stop - 1].all():
-        return int(np.flatnonzero(~ends[stop - 1])[0]), "truncated run length at the end"
-    num_end = np.flatnonzero(ends)
-    num_start = np.r_[0, num_end[:-1] + 1]
-    width = num_end - num_start + 1
-    if width.max() > _MAX_RUN_CHARS:
-        return owner(int(num_end[np.argmax(width > _MAX_RUN_CHARS)])), "run length too large"
-    value = (c[num_start] & 0x1F).astype(np.int64)  # 5 bits per character, low bits first
-    sel = np.flatnonzero(width > 1)
-    for k in range(1, int(width.max())):
-        sel = sel[width[sel] > k]
-        value[sel] |= (c[num_start[sel] + k] & 0x1F).astype(np.int64) << (5 * k)
-    negative = np.flatnonzero((c[num_end] & 0x10) != 0)  # sign bit of the last character
-    value[negative] -= np.int64(1) << (5 * width[negative])
-    n = len(num_end)
-    first = np.searchsorted(num_end, stop - lens)  # each string's first run
-    mark = np.zeros(n, dtype=np.int64)
-    mark[first[1:]] = 1
-    owner_of = np.cumsum(mark)  # the string of each run
-    # run m > 2 is stored as the difference to run m - 2: sum the chains of every other run,
-    # restarting at each string's runs 0, 1 and 2
-    restart = np.arange(n) - first[owner_of] <= 2
-    runs = np.empty(n, dtype=np.int64)
-    for p in (0, 1):
-        v = value[p::2]
-        cs = np.cumsum(v)
-        last = np.maximum.accumulate(np.where(restart[p::2], np.arange(len(v)), 0))
-        runs[p::2] = cs - cs[last] + v[last]
-    if (runs < 0).any():
-        return int(owner_of[np.argmax(runs < 0)]), "decodes to a negative run length"
-    sums = np.add.reduceat(runs, first)
-    wrong = np.flatnonzero(sums != total)
-    if len(wrong):
-        i = int(wrong[0])
-        return i, f"run lengths sum to {sums[i]}, not h*w={total[i]}"
-    return -1, ""
+_WRONG_SUM = 0
+_PROBLEMS = {
+    1: "empty RLE string",
+    2: "character outside the RLE alphabet '0'..'o'",
+    3: "truncated run length at the end",
+    4: "run length too large",
+    5: "decodes to a negative run length",
+}
+
+
+@njit(cache=True)
+def _first_bad_rle(buf: np.ndarray, stops: np.ndarray, pixels: np.ndarray) -> tuple[int, int, int]:
+    """(first bad string or -1, problem code, decoded sum) of the strings buf[stops[i-1]:stops[i]].
+
+    Each run length is 5-bit groups, low first, in characters c - 48 with bit 0x20 set on all but
+    the last (whose bit 0x10 is the sign); from the fourth run on, the value is the difference to
+    the run two before.
+    """
+    start = 0
+    for s in range(len(stops)):
+        stop = stops[s]
+        if start == stop:
+            return s, 1, 0
+        p = start
+        m = 0
+        total = 0
+        before_last = 0
+        last = 0
+        while p < stop:
+            x = 0
+            k = 0
+            more = True
+            while more:
+                if p >= stop:
+                    return s, 3, 0
+                if k >= _MAX_RUN_CHARS:
+                    return s, 4, 0
+                c = np.int64(buf[p]) - 48
+                if c < 0 or c > 63:
+                    return s, 2, 0
+                x |= (c & 0x1F) << (5 * k)
+                more = (c & 0x20) != 0
+                p += 1
+                k += 1
+                if not more and (c & 0x10) != 0:
+                    x -= np.int64(1) << (5 * k)
+            if m > 2:
+                x += before_last
+            if x < 0:
+                return s, 5, 0
+            total += x
+            before_last = last
+            last = x
+            m += 1
+        if total != pixels[s]:
+            return s, _WRONG_SUM, total
+        start = stop
+    return -1, 0, 0
 
 
 def to_rle(segm: Any, height: int, width: int) -> RLE:
