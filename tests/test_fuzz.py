@@ -254,14 +254,13 @@ def test_fuzz_annotation_reader_edited_values(
 
 
 @fuzz(300)
-@given(segm=st.lists(segmentations(), min_size=4, max_size=4), keep_degenerate=st.booleans())
+@given(segm=segmentations(), index=st.integers(0, 3), keep_degenerate=st.booleans())
 def test_fuzz_annotation_reader_segmentations(
-    folder: Path, segm: list, keep_degenerate: bool
+    folder: Path, segm: Any, index: int, keep_degenerate: bool
 ) -> None:
     TRIED["annotations (segmentations)"] += 1
     data = copy.deepcopy(GT)
-    for a, s in zip(data["annotations"], segm, strict=True):
-        a["segmentation"] = s
+    data["annotations"][index]["segmentation"] = segm
     path = folder / "gt_segm.json"
     path.write_text(json.dumps(data))
     check_annotation_file(path, keep_degenerate)
@@ -344,12 +343,13 @@ def test_fuzz_results_reader_edited_values(
 
 
 @fuzz(300)
-@given(segm=st.lists(segmentations(), min_size=3, max_size=3))
+@given(segm=segmentations(), index=st.integers(0, 2))
 def test_fuzz_results_reader_segmentations(
-    folder: Path, ground_truth: AnnotationFile, segm: list
+    folder: Path, ground_truth: AnnotationFile, segm: Any, index: int
 ) -> None:
     TRIED["results (segmentations)"] += 1
-    results = [{**r, "segmentation": s} for r, s in zip(RESULTS, segm, strict=True)]
+    results = copy.deepcopy(RESULTS)
+    results[index]["segmentation"] = segm
     path = folder / "res_segm.json"
     path.write_text(json.dumps(results))
     check_results_file(path, ground_truth, "boundary")
