@@ -194,9 +194,10 @@ def from_results(
     Masks are read when `need_masks` or when some result has no `bbox` (box evaluation then
     uses the mask's tight box).
 
-    Unknown image or category ids, NaN / infinite / negative scores and masks whose size is not
-    their image's are errors naming the entry. An empty list is allowed (with a warning): every
-    class with ground truth then has AP 0.
+    Unknown image or category ids, booleans where numbers belong, NaN / infinite / negative
+    scores, boxes with a negative width or height, masks whose size is not their image's and RLE
+    counts that do not decode to h*w pixels are errors naming the entry and field. An empty list
+    is allowed (with a warning): every class with ground truth then has AP 0.
     """
     if not isinstance(results, list):
         raise DataError(f"{source}: a results file is a json list, got {type(results).__name__}")
