@@ -97,7 +97,7 @@ def test_missing_file(tmp_path: Path) -> None:
         (edited(categories__0__frequency="x"), r"categories\[0\]\.frequency: expected 'r'"),
         (
             edited(annotations__0__segmentation=[[1, 2, 3]]),
-            r"annotations\[0\] \(id 5\): segmentation\[0\]: polygon has an odd number",
+            r"annotations\[0\] \(id 5\)\.segmentation\[0\]: polygon has an odd number",
         ),
         (edited(annotations__0__bbox=[1, 2]), r"annotations\[0\] \(id 5\)\.bbox: expected"),
         (
@@ -108,6 +108,46 @@ def test_missing_file(tmp_path: Path) -> None:
             {**GOOD, "annotations": [GOOD["annotations"][0]] * 2},
             r"annotations\[1\] \(id 5\)\.id: duplicate annotation id 5",
         ),
+        (
+            edited(annotations__0__segmentation={"size": [8, 10], "counts": "\x01\x02garbage"}),
+            r"annotations\[0\] \(id 5\)\.segmentation\.counts: character outside the RLE",
+        ),
+        (
+            edited(annotations__0__segmentation={"size": [8, 10], "counts": "ünï"}),
+            r"annotations\[0\] \(id 5\)\.segmentation\.counts: not ASCII",
+        ),
+        (
+            edited(annotations__0__segmentation={"size": [8, 10], "counts": "0"}),
+            r"\.segmentation\.counts: run lengths sum to 0, not h\*w=80",
+        ),
+        (
+            edited(annotations__0__segmentation={"size": [8, 10], "counts": [70]}),
+            r"\.segmentation\.counts: run lengths sum to 70, not h\*w=80",
+        ),
+        (
+            edited(annotations__0__segmentation={"size": [8, 10], "counts": [40, "x", 40]}),
+            r"\.segmentation\.counts: run lengths must be integers >= 0",
+        ),
+        (
+            edited(annotations__0__segmentation={"size": [8, 10]}),
+            r"\.segmentation\.counts: missing field",
+        ),
+        (
+            edited(annotations__0__segmentation=[[1, 1, 6, 1, 1e9, 6]]),
+            r"\.segmentation\[0\]: point \(1e\+09, 6\) lies far outside the 10x8 image",
+        ),
+        (
+            edited(
+                images__0__height=1,
+                images__0__width=2**31,
+                annotations__0__segmentation=[[0, 0, 2e9, 0, 2e9, 1]],
+            ),
+            r"\.segmentation\[0\]: outline is 4,000,000,001 pixels long \(at most 1,048,576\)",
+        ),
+        (edited(annotations__0__bbox=[1, 1, True, 5]), r"\(id 5\)\.bbox: expected \[x, y, w, h\]"),
+        (edited(annotations__0__id=2**63), r"annotations\[0\]\.id: \d+ does not fit"),
+        (edited(images__0__height=2**20, images__0__width=2**20), r"over 2\*\*32 pixels"),
+        (edited(categories__0__image_count=-1), r"categories\[0\]\.image_count: must be >= 0"),
     ],
 )
 def test_bad_fields_are_named(tmp_path: Path, data: dict, message: str) -> None:
@@ -115,6 +155,24 @@ def test_bad_fields_are_named(tmp_path: Path, data: dict, message: str) -> None:
     with pytest.raises(DataError, match=message) as e:
         AnnotationFile.load(path)
     assert str(e.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("bbox", r"\(id 5\)\.bbox: expected \[x, y, w, h\] \(finite"),
+        ("area", r"\.area: expected a finite"),
+    ],
+)
+def test_nan_in_json_names_the_field(tmp_path: Path, field: str, message: str) -> None:
+    """orjson refuses NaN; the reader still names the field that holds it."""
+    data = copy.deepcopy(GOOD)
+    data["annotations"][0][field] = [1, 1, float("nan"), 5] if field == "bbox" else float("nan")
+    path = write(tmp_path, data)
+    assert "NaN" in path.read_text()
+    with pytest.raises(DataError, match=message) as e:
+        AnnotationFile.load(path)
+    assert str(e.value).startswith(f"{path}: annotations[0] (id 5).{field}")
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,29 @@ def test_unknown_override_key_names_command_line(chain: Path) -> None:
         ("train.lr=-1", r"command line: train\.lr: must be > 0"),
         ("train=3", r"train: expected a section"),
         ("data.synth.num_classes=2", r"data\.synth\.num_classes: must be >= 3"),
+        ("model.backbone.depth=27", r"model\.backbone\.depth: 27 is not one of 14, 26, 50, 101"),
+        ("model.fpn_channels=0", r"command line: model\.fpn_channels: must be >= 1"),
+        ("model.roi.fc_dim=0", r"command line: model\.roi\.fc_dim: must be >= 1"),
+        ("train.weight_decay=-0.1", r"command line: train\.weight_decay: must be >= 0"),
+        ("train.ema_momentum=1.5", r"command line: train\.ema_momentum: must be in \(0, 1\]"),
+        ("infer.short_side=0", r"command line: infer\.short_side: must be >= 1"),
+        ("infer.mask_threshold=1.5", r"infer\.mask_threshold: must be in \[0, 1\]"),
+        ("model.rpn.pos_iou=1.2", r"command line: model\.rpn\.pos_iou: must be in \[0, 1\]"),
+        ("model.rpn.nms_iou=1.2", r"command line: model\.rpn\.nms_iou: must be in \(0, 1\]"),
+        ("model.roi.stage_ious=[0.5, 0.6, 1.7]", r"model\.roi\.stage_ious\[2\]: must be in"),
+        ("model.backbone.num_heads=[5, 6, 12, 24]", r"num_heads\[0\]: must divide the stage's 96"),
+        ("data.augment.hue=0.7", r"command line: data\.augment\.hue: must be in \[0, 0\.5\]"),
+        ("train.lr=.nan", r"command line: train\.lr: expected a finite number, got nan"),
+        ("train.lr=.inf", r"command line: train\.lr: expected a finite number, got inf"),
+        ("eval.max_images=0", r"command line: eval\.max_images: must be >= 1 or null"),
+        ("train.seed=-1", r"command line: train\.seed: must be in 0\.\.2\*\*63-1"),
+        (
+            "train.lr_steps=[a]",
+            r"^command line: train\.lr_steps\[0\]: expected an integer, got 'a'",
+        ),
+        ("train.lr_steps=[0]", r"^command line: train\.lr_steps\[0\]: must be >= 1"),
+        ("train.lr_steps=&x [*x]", r"command line: train\.lr_steps\[0\]: recursive YAML alias"),
+        ("model.roi={fc_dim: 1, fc_dim: 2}", r"command line: model\.roi\.fc_dim: duplicate key"),
     ],
 )
 def test_wrong_types_and_values_are_rejected(chain: Path, override: str, message: str) -> None:
@@ -115,3 +138,51 @@ def test_every_shipped_config_round_trips(path: Path, tmp_path: Path) -> None:
     cfg = load_config(str(path))
     dumped = write(tmp_path, "resolved.yaml", dump(cfg))
     assert load(Config, dumped) == cfg
+
+
+def test_list_item_in_base_file_is_blamed_on_that_file(tmp_path: Path) -> None:
+    write(tmp_path, "base.yaml", "train:\n  lr_steps: [3, x]\n")
+    child = write(tmp_path, "child.yaml", "base: base.yaml\ntrain:\n  epochs: 5\n")
+    with pytest.raises(ConfigError, match=r"base\.yaml: train\.lr_steps\[1\]: expected an integer"):
+        load_config(str(child))
+
+
+def test_duplicate_yaml_key_names_file_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "dup.yaml", "train:\n  epochs: 3\n  lr: 0.1\n  epochs: 4\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(e.value) == f"{path}: train.epochs: duplicate key (lines 2 and 4)"
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    text = "infer: &i {short_side: 100, max_size: 200}\n"
+    path = write(tmp_path, "merge.yaml", text + "model: {num_classes: 3}\n")
+    assert load_config(str(path)).infer.short_side == 100
+
+
+# 10**6 values through aliases: e repeats d ten times, d repeats c, ... a holds ten ones
+ALIAS_BOMB = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcd", "bcde", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &x [*x]\n", r"a\[0\]: recursive YAML alias"),
+        ("x: " + "[" * 1000 + "]" * 1000 + "\n", r"<root>: YAML nested too deeply"),
+        (ALIAS_BOMB, r"YAML expands to over 100,000 values"),
+    ],
+)
+def test_hostile_yaml_is_a_config_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "bad.yaml", text)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(str(path))
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_non_utf8_config_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("train:\n  device: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"{path}: not UTF-8 text"):
+        load_config(str(path))

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torchvision
 
-from tailseg.models.backbones.resnet import ResNet
+from tailseg.config.schema import RESNET_DEPTHS
+from tailseg.models.backbones.resnet import BLOCKS, ResNet
 
 
 @pytest.mark.parametrize("depth", [50, 101])
@@ -41,3 +42,7 @@ def test_frozen_stages_take_no_gradient() -> None:
     frozen = {n for n, p in net.named_parameters() if not p.requires_grad}
     assert frozen == {n for n, _ in net.named_parameters() if n.startswith(("conv1", "layer1"))}
     assert not any(p.requires_grad for n, p in net.named_buffers())
+
+
+def test_the_config_allows_exactly_the_depths_resnet_builds() -> None:
+    assert sorted(BLOCKS) == list(RESNET_DEPTHS)

@@ -9,6 +9,7 @@ Every value is checked against the dataclass field's type hint. Errors name the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -22,22 +23,83 @@ COMMAND_LINE = "command line"
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
+MAX_NODES = 100_000  # a YAML document may expand (through aliases) to at most this many values
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class ConfigError(ValueError):
-    """A config file or override that does not fit the schema."""
+    """A config file or override that does not fit the schema; the message is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 # --------------------------------------------------------------------------- reading YAML
+def _safe_load(text: str, source: str, prefix: str = "") -> Any:
+    """`yaml.safe_load` that refuses duplicate keys, recursive aliases and alias bombs.
+
+    ConfigError names `source` and the dotted key (after `prefix`); a YAML syntax error is
+    raised as yaml.YAMLError, nesting too deep for the parser as ConfigError.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, prefix, source, set(), [MAX_NODES])
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(
+            f"{source}: {prefix.rstrip('.') or '<root>'}: YAML nested too deeply"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(
+    node: yaml.Node, dotted: str, source: str, path: set[int], budget: list[int]
+) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"{source}: YAML expands to over {MAX_NODES:,} values (aliases?)")
+    if id(node) in path:
+        raise ConfigError(f"{source}: {dotted.rstrip('.') or '<root>'}: recursive YAML alias")
+    path.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            line = key_node.start_mark.line + 1
+            if key is not None and key_node.tag != _MERGE_TAG:
+                if key in first_line:
+                    lines = (
+                        f" (lines {first_line[key]} and {line})" if line > first_line[key] else ""
+                    )
+                    raise ConfigError(f"{source}: {dotted}{key}: duplicate key{lines}")
+                first_line[key] = line
+            _check_nodes(value_node, f"{dotted}{key}.", source, path, budget)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_nodes(item, f"{dotted.rstrip('.')}[{i}].", source, path, budget)
+    path.discard(id(node))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except ValueError as e:  # e.g. a NUL character in a `base:` path
+        raise ConfigError(f"{path}: cannot read config file ({e})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _safe_load(text, str(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} malformed YAML: {getattr(e, 'problem', e)}") from None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}:{where} malformed YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -114,7 +176,7 @@ def apply_overrides(
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"{COMMAND_LINE}: {item!r}: empty key")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = _safe_load(text, COMMAND_LINE, key + ".") if text.strip() else ""
         except yaml.YAMLError:
             value = text
         node = raw
@@ -136,11 +198,12 @@ def apply_overrides(
 
 # --------------------------------------------------------------------------- building dataclasses
 def _origin(origins: dict[str, str], dotted: str, default: str) -> str:
+    """The source that set `dotted` (`a.b[2].c` is set by whoever set `a.b`)."""
     key = dotted
     while key:
         if key in origins:
             return origins[key]
-        key = key.rpartition(".")[0]
+        key = key[: key.rindex("[")] if key.endswith("]") else key.rpartition(".")[0]
     return default
 
 
@@ -214,11 +277,19 @@ def _coerce(value: Any, tp: Any, dotted: str, origins: dict[str, str], default_s
             return value
         fail(f"expected an integer, got {value!r}")
     if tp is float:
+        number: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
-        fail(f"expected a number, got {value!r}")
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond float range
+                number = math.inf
+        elif isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            number = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
+        if number is None:
+            fail(f"expected a number, got {value!r:.60}")
+        if not math.isfinite(number):
+            fail(f"expected a finite number, got {value!r:.60}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -246,10 +317,12 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, origins: dict[str, s
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
-        # __post_init__ checks raise "field: message"; name the file that set that field.
+        # __post_init__ checks raise "field: message" (or "field[i]: message"); name the file
+        # that set that field.
         field, sep, msg = str(e).partition(": ")
-        dotted = prefix + field if sep and field in fields else prefix.rstrip(".") or "<root>"
-        text = msg if sep and field in fields else str(e)
+        known = sep and field.partition("[")[0] in fields
+        dotted = prefix + field if known else prefix.rstrip(".") or "<root>"
+        text = msg if known else str(e)
         raise ConfigError(f"{_origin(origins, dotted, src)}: {dotted}: {text}") from None
 
 

@@ -2,6 +2,7 @@
 
 Sections grow with the features that read them. Value checks live in `__post_init__` and raise
 `ValueError("field: message")`, which the loader turns into an error naming file and dotted key.
+Every numeric field has a range (floats are also finite: the loader refuses NaN and infinity).
 """
 
 from __future__ import annotations
@@ -9,10 +10,42 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+RESNET_DEPTHS = (14, 26, 50, 101)  # the depths `models.backbones.resnet.BLOCKS` builds
+MAX_SEED = 2**63 - 1
+
 
 def _check(cond: bool, field_name: str, message: str) -> None:
     if not cond:
         raise ValueError(f"{field_name}: {message}")
+
+
+def _at_least(obj: object, low: float, *names: str) -> None:
+    for name in names:
+        _check(getattr(obj, name) >= low, name, f"must be >= {low:g}")
+
+
+def _fraction(obj: object, *names: str, open_low: bool = False, open_high: bool = False) -> None:
+    """Each field in [0, 1], `(0, ...` with open_low, `..., 1)` with open_high."""
+    text = ("(" if open_low else "[") + "0, 1" + (")" if open_high else "]")
+    for name in names:
+        v = getattr(obj, name)
+        ok = (v > 0 if open_low else v >= 0) and (v < 1 if open_high else v <= 1)
+        _check(ok, name, f"must be in {text}")
+
+
+def _each(
+    obj: object, name: str, low: float, high: float | None = None, *, open_low: bool = False
+) -> None:
+    """Each item of a tuple field >= low (> low with open_low) and <= high; at least one item."""
+    values = getattr(obj, name)
+    _check(len(values) >= 1, name, "needs at least one value")
+    if high is None:
+        text = f"must be {'>' if open_low else '>='} {low:g}"
+    else:
+        text = f"must be in {'(' if open_low else '['}{low:g}, {high:g}]"
+    for i, v in enumerate(values):
+        ok = (v > low if open_low else v >= low) and (high is None or v <= high)
+        _check(ok, f"{name}[{i}]", text)
 
 
 @dataclass(frozen=True)
@@ -41,6 +74,7 @@ class SynthConfig:
         _check(self.val_images >= 1, "val_images", "must be >= 1")
         _check(32 <= self.min_side <= self.max_side, "min_side", "need 32 <= min_side <= max_side")
         _check(self.max_objects >= 1, "max_objects", "must be >= 1")
+        _check(0 <= self.seed <= MAX_SEED, "seed", "must be in 0..2**63-1")
 
 
 @dataclass(frozen=True)
@@ -69,13 +103,15 @@ class AugmentConfig:
     hue: float = 0.02
 
     def __post_init__(self) -> None:
-        for name in ("mosaic_prob", "copy_paste_prob", "flip_prob", "crop_prob", "jitter_prob"):
-            _check(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
+        _fraction(self, "mosaic_prob", "copy_paste_prob", "copy_paste_select_prob", "flip_prob")
+        _fraction(self, "crop_prob", "jitter_prob", "rfs_threshold", "brightness", "contrast")
+        _fraction(self, "saturation")
+        _fraction(self, "crop_min_fraction", open_low=True)
+        _check(0.0 <= self.hue <= 0.5, "hue", "must be in [0, 0.5]")
         for name in ("scale_range", "mosaic_scale_range"):
             lo, hi = getattr(self, name)
             _check(16 <= lo <= hi, name, "need 16 <= low <= high")
         _check(self.max_size >= self.scale_range[0], "max_size", "must be >= the smallest scale")
-        _check(self.rfs_threshold >= 0, "rfs_threshold", "must be >= 0 (0: no repeats)")
 
 
 @dataclass(frozen=True)
@@ -113,9 +149,20 @@ class BackboneConfig:
     pretrained: str = ""  # torchvision ResNet or official Swin checkpoint (.pth)
 
     def __post_init__(self) -> None:
+        if self.kind == "resnet":
+            depths = ", ".join(map(str, RESNET_DEPTHS))
+            _check(self.depth in RESNET_DEPTHS, "depth", f"{self.depth} is not one of {depths}")
         _check(self.base_width >= 4, "base_width", "must be >= 4")
+        top = 4 if self.kind == "resnet" else len(self.depths) + 2
+        _check(0 <= self.frozen_stages <= top, "frozen_stages", f"must be in 0..{top}")
         _check(len(self.depths) == len(self.num_heads) == 4, "depths", "need 4 stages")
-        _check(0.0 <= self.drop_path < 1.0, "drop_path", "must be in [0, 1)")
+        _at_least(self, 1, "embed_dim", "window_size")
+        _each(self, "depths", 1)
+        _each(self, "num_heads", 1)
+        for i, heads in enumerate(self.num_heads):
+            dim = self.embed_dim * 2**i
+            _check(dim % heads == 0, f"num_heads[{i}]", f"must divide the stage's {dim} channels")
+        _fraction(self, "drop_path", open_high=True)
 
 
 @dataclass(frozen=True)
@@ -131,6 +178,15 @@ class RPNConfig:
     test_pre_nms: int = 1000
     test_proposals: int = 1000
     nms_iou: float = 0.7
+
+    def __post_init__(self) -> None:
+        _each(self, "anchor_scales", 0, open_low=True)
+        _each(self, "anchor_ratios", 0, open_low=True)
+        _fraction(self, "pos_iou", "neg_iou", "pos_fraction")
+        _check(self.neg_iou <= self.pos_iou, "neg_iou", "must be <= pos_iou")
+        _at_least(self, 1, "num_samples", "train_pre_nms", "train_proposals")
+        _at_least(self, 1, "test_pre_nms", "test_proposals")
+        _fraction(self, "nms_iou", open_low=True)
 
 
 @dataclass(frozen=True)
@@ -164,6 +220,15 @@ class RoIConfig:
         _check(len(self.stage_weights) == n, "stage_weights", f"need {n} values (one per stage)")
         _check(len(self.stage_stds) == n, "stage_stds", f"need {n} values (one per stage)")
         _check(all(len(s) == 4 for s in self.stage_stds), "stage_stds", "each needs 4 values")
+        _each(self, "stage_ious", 0, 1)
+        _each(self, "stage_weights", 0)
+        for i, stds in enumerate(self.stage_stds):
+            _check(all(v > 0 for v in stds), f"stage_stds[{i}]", "must be > 0")
+        _at_least(self, 1, "num_samples", "fc_dim", "mask_conv_dim", "mask_num_convs")
+        _fraction(self, "pos_fraction")
+        _check(self.temperature > 0, "temperature", "must be > 0")
+        _at_least(self, 0, "seesaw_p", "seesaw_q", "box_loss_weight")
+        _check(self.seesaw_eps > 0, "seesaw_eps", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -176,6 +241,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.num_classes >= 1, "num_classes", "must be >= 1")
+        _check(self.fpn_channels >= 1, "fpn_channels", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -206,12 +272,20 @@ class TrainConfig:
         _check(self.epochs >= 1, "epochs", "must be >= 1")
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
         _check(self.lr > 0, "lr", "must be > 0")
+        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _check(self.warmup_iters >= 0, "warmup_iters", "must be >= 0")
         _check(0 < self.warmup_ratio <= 1, "warmup_ratio", "must be in (0, 1]")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
         _check(self.patience is None or self.patience >= 1, "patience", "must be >= 1 or null")
         _check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         _check(self.dtype == "float32" or self.amp == "off", "dtype", "float64 needs amp: off")
+        if self.lr_steps:
+            _each(self, "lr_steps", 1)
+        _fraction(self, "ema_momentum", open_low=True)
+        _check(self.ema_gamma > 0, "ema_gamma", "must be > 0")
+        _check(0 <= self.seed <= MAX_SEED, "seed", "must be in 0..2**63-1")
+        cut = self.max_iters_per_epoch
+        _check(cut is None or cut >= 1, "max_iters_per_epoch", "must be >= 1 or null")
 
 
 @dataclass(frozen=True)
@@ -227,6 +301,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         cap = self.max_dets_per_image
         _check(cap is None or cap >= 1, "max_dets_per_image", "must be >= 1 or null (no cap)")
+        n = self.max_images
+        _check(n is None or n >= 1, "max_images", "must be >= 1 or null (all images)")
 
 
 @dataclass(frozen=True)
@@ -246,6 +322,10 @@ class InferConfig:
         _check(1 <= self.max_per_img <= 10000, "max_per_img", "must be in 1..10000")
         _check(0.0 <= self.score_thr < 1.0, "score_thr", "must be in [0, 1)")
         _check(0.0 < self.nms_iou <= 1.0, "nms_iou", "must be in (0, 1]")
+        _at_least(self, 1, "short_side", "max_size")
+        _fraction(self, "mask_threshold")
+        for i, scale in enumerate(self.tta_scales):
+            _check(min(scale) >= 1, f"tta_scales[{i}]", "sizes must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ Category ids map to contiguous labels 0..C-1 in ascending id order (`label_of`, 
 from __future__ import annotations
 
 import gzip
+import json
 import logging
+import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,7 +30,10 @@ Frequency = Literal["r", "c", "f"]
 
 
 class DataError(ValueError):
-    """Bad dataset input; the message names the file and the field."""
+    """Bad dataset input; the message (one line) names the file and the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 class OutsideRootError(DataError):
@@ -67,21 +72,48 @@ class Annotation:
     segmentation: Any  # polygon parts (validated) or RLE dict, as in the file
 
 
+INT64 = (-(2**63), 2**63 - 1)  # ids go into int64 columns
+
+
 def read_json(path: str | Path) -> Any:
-    """Parse a (optionally .gz) json file with orjson; errors name the file and the position."""
+    """Parse a (optionally .gz) json file with orjson; errors name the file and the position.
+
+    NaN and Infinity (which Python's json module writes and orjson refuses) are read as floats,
+    so that the caller's checks can name the field that holds them.
+    """
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            return orjson.loads(f.read())
+            raw = f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except orjson.JSONDecodeError as e:
-        raise DataError(
-            f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from None
-    except OSError as e:
+    except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read ({e})") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        data = _with_non_finite(raw)
+        if data is None:
+            raise DataError(
+                f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+            ) from None
+        return data
+
+
+def _with_non_finite(raw: bytes) -> Any | None:
+    """The stdlib parse of `raw` if it holds NaN / Infinity constants, else None."""
+    seen: list[str] = []
+
+    def constant(name: str) -> float:
+        seen.append(name)
+        return float(name)
+
+    try:
+        data = json.loads(raw, parse_constant=constant)
+    except (ValueError, RecursionError):
+        return None
+    return data if seen else None
 
 
 class _Checker:
@@ -103,6 +135,20 @@ class _Checker:
         if not ok:
             names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             raise self.fail(f"{where}.{key}", f"expected {names}, got {value!r:.60}")
+        return value
+
+    def id(self, obj: dict, key: str, where: str) -> int:
+        """An integer id that fits int64."""
+        value = self.get(obj, key, where, int)
+        if not INT64[0] <= value <= INT64[1]:
+            raise self.fail(f"{where}.{key}", f"{value} does not fit a 64-bit integer")
+        return value
+
+    def count(self, obj: dict, key: str, where: str) -> int | None:
+        """An optional integer >= 0."""
+        value = self.get(obj, key, where, int, required=False)
+        if value is not None and value < 0:
+            raise self.fail(f"{where}.{key}", f"must be >= 0, got {value}")
         return value
 
     def id_list(self, obj: dict, key: str, where: str, known: dict[int, Any]) -> tuple[int, ...]:
@@ -187,7 +233,7 @@ class AnnotationFile:
             where = f"categories[{i}]"
             if not isinstance(c, dict):
                 raise chk.fail(where, "expected an object")
-            cid = chk.get(c, "id", where, int)
+            cid = chk.id(c, "id", where)
             if cid in categories:
                 raise chk.fail(f"{where}.id", f"duplicate category id {cid}")
             freq = chk.get(c, "frequency", where, str, required=False)
@@ -197,8 +243,8 @@ class AnnotationFile:
                 id=cid,
                 name=chk.get(c, "name", where, str),
                 frequency=freq,
-                image_count=chk.get(c, "image_count", where, int, required=False),
-                instance_count=chk.get(c, "instance_count", where, int, required=False),
+                image_count=chk.count(c, "image_count", where),
+                instance_count=chk.count(c, "instance_count", where),
             )
 
         images: dict[int, ImageInfo] = {}
@@ -206,7 +252,7 @@ class AnnotationFile:
             where = f"images[{i}]"
             if not isinstance(im, dict):
                 raise chk.fail(where, "expected an object")
-            iid = chk.get(im, "id", where, int)
+            iid = chk.id(im, "id", where)
             where = f"images[{i}] (id {iid})"
             if iid in images:
                 raise chk.fail(f"{where}.id", f"duplicate image id {iid}")
@@ -214,6 +260,8 @@ class AnnotationFile:
             w = chk.get(im, "width", where, int)
             if h <= 0 or w <= 0:
                 raise chk.fail(f"{where}.height/width", f"must be positive, got {h}x{w}")
+            if h * w > mask_ops.MAX_PIXELS:
+                raise chk.fail(f"{where}.height/width", f"{h}x{w} is over 2**32 pixels")
             file_name = chk.get(im, "file_name", where, str, required=False) or ""
             coco_url = chk.get(im, "coco_url", where, str, required=False) or ""
             if not file_name and not coco_url:
@@ -234,12 +282,25 @@ class AnnotationFile:
         annotations: list[Annotation] = []
         skipped: list[str] = []
         seen_ids: set[int] = set()
+        compressed: list[tuple[str, str | bytes, int]] = []  # (where, counts, h*w), checked at once
         for i, a in enumerate(raw_anns):
             ann = _parse_annotation(
                 chk, i, a, images, categories, seen_ids, skipped, keep_degenerate
             )
-            if ann is not None:
-                annotations.append(ann)
+            if ann is None:
+                continue
+            annotations.append(ann)
+            if isinstance(ann.segmentation, dict) and not isinstance(
+                ann.segmentation["counts"], list
+            ):
+                im = images[ann.image_id]
+                where = f"annotations[{i}] (id {ann.id}).segmentation.counts"
+                compressed.append((where, ann.segmentation["counts"], im.height * im.width))
+        bad, problem = mask_ops.check_rle_strings(
+            [c for _, c, _ in compressed], [n for _, _, n in compressed]
+        )
+        if bad >= 0:
+            raise chk.fail(compressed[bad][0], problem)
         if skipped:
             log.warning(
                 "%s: skipped %d of %d annotations (first: %s)",
@@ -319,7 +380,7 @@ def _parse_annotation(
     where = f"annotations[{i}]"
     if not isinstance(a, dict):
         raise chk.fail(where, "expected an object")
-    aid = chk.get(a, "id", where, int)
+    aid = chk.id(a, "id", where)
     where = f"annotations[{i}] (id {aid})"
     if aid in seen_ids:
         raise chk.fail(f"{where}.id", f"duplicate annotation id {aid}")
@@ -331,38 +392,56 @@ def _parse_annotation(
     if category_id not in categories:
         raise chk.fail(f"{where}.category_id", f"unknown category id {category_id}")
     segm = chk.get(a, "segmentation", where, (list, dict))
+    im = images[image_id]
     if isinstance(segm, list):
         try:
-            parts, dropped = mask_ops.clean_polygons(segm)
+            parts, dropped = mask_ops.clean_polygons(segm, im.height, im.width)
         except mask_ops.SegmentationError as e:
-            raise chk.fail(where, str(e)) from None
+            raise chk.fail(f"{where}.{e.field}", e.problem) from None
         if not parts and not keep_degenerate:
             skipped.append(f"{where}: degenerate polygon ({'; '.join(dropped) or 'no parts'})")
             return None
         segm = parts
     bbox = chk.get(a, "bbox", where, list)
-    if len(bbox) != 4 or not all(isinstance(v, int | float) for v in bbox):
-        raise chk.fail(f"{where}.bbox", f"expected [x, y, w, h], got {bbox!r:.60}")
+    if len(bbox) != 4 or not all(_finite(v) for v in bbox):
+        raise chk.fail(f"{where}.bbox", f"expected [x, y, w, h] (finite numbers), got {bbox!r:.60}")
     area = chk.get(a, "area", where, (int, float), required=False)
+    if area is not None and not _finite(area):
+        raise chk.fail(f"{where}.area", f"expected a finite number, got {area!r:.30}")
     zero = bbox[2] <= 0 or bbox[3] <= 0 or (area is not None and area <= 0)
     if zero and not keep_degenerate:
         skipped.append(f"{where}: zero-area instance (bbox {bbox}, area {area})")
         return None
     iscrowd = chk.get(a, "iscrowd", where, int, required=False) or 0
-    im = images[image_id]
     if isinstance(segm, dict):
         size = segm.get("size")
         if size != [im.height, im.width]:
             raise chk.fail(
                 f"{where}.segmentation.size",
-                f"{size} differs from image {image_id}'s size [{im.height}, {im.width}]",
+                f"{size!r:.40} differs from image {image_id}'s size [{im.height}, {im.width}]",
             )
+        try:
+            mask_ops.check_rle(
+                segm, im.height, im.width
+            )  # compressed counts: checked by the caller
+        except mask_ops.SegmentationError as e:
+            raise chk.fail(f"{where}.{e.field}", e.problem) from None
     return Annotation(
         id=aid,
         image_id=image_id,
         category_id=category_id,
         bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
-        area=float(area) if area is not None else float(bbox[2] * bbox[3]),
+        area=float(area) if area is not None else float(bbox[2]) * float(bbox[3]),
         iscrowd=bool(iscrowd),
         segmentation=segm,
     )
+
+
+def _finite(v: Any) -> bool:
+    """A JSON number (not a bool) that is finite."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False

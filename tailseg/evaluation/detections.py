@@ -7,6 +7,7 @@ one RLE at the image size). Errors name the entry: ``res.json: results[12].score
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from tailseg.data.annotations import AnnotationFile, DataError, read_json
+from tailseg.data.annotations import INT64, AnnotationFile, DataError, read_json
+from tailseg.structures import masks as mask_ops
 
 log = logging.getLogger("tailseg.evaluation")
 
@@ -100,13 +102,15 @@ def _column(results: list[dict], key: str, source: str, kinds: str) -> np.ndarra
         arr = np.array(values)
     except (ValueError, OverflowError):
         arr = np.array(values, dtype=object)
-    if arr.ndim == 1 and arr.dtype.kind in kinds:
+    if arr.ndim == 1 and arr.dtype.kind in kinds and bool not in set(map(type, values)):
         return arr
     expected = "an integer" if kinds == "i" else "a number"
     for i, v in enumerate(values):  # slow path, only to name the offending entry
         ok = isinstance(v, int) if kinds == "i" else isinstance(v, int | float)
         if not ok or isinstance(v, bool):
             raise DataError(f"{source}: results[{i}].{key}: expected {expected}, got {v!r:.40}")
+        if isinstance(v, int) and not INT64[0] <= v <= INT64[1]:
+            raise DataError(f"{source}: results[{i}].{key}: {v} does not fit a 64-bit integer")
     raise DataError(f"{source}: results: {key}: expected {expected} in every result")
 
 
@@ -133,26 +137,53 @@ def _prediction_rles(p: dict[str, Any], h: int, w: int, n: int, where: str) -> l
     return rles
 
 
-def _to_rle(segm: Any, h: int, w: int, where: str) -> dict:
+def _to_rle(segm: Any, h: int, w: int) -> dict:
+    """A result's segmentation → RLE; a compressed `counts` is left for `check_rle_strings`."""
     if isinstance(segm, dict):
-        size, counts = segm.get("size"), segm.get("counts")
-        if size is None or counts is None:
-            raise DataError(f"{where}: RLE needs 'size' and 'counts'")
-        if list(size) != [h, w]:
-            raise DataError(f"{where}.size: {list(size)} differs from the image size [{h}, {w}]")
-        if isinstance(counts, list):
+        mask_ops.check_rle(segm, h, w)
+        if isinstance(segm["counts"], list):
             return mask_utils.frPyObjects(segm, h, w)
-        if isinstance(counts, str):
-            return {"size": [h, w], "counts": counts.encode("ascii")}
-        if isinstance(counts, bytes):
-            return {"size": [h, w], "counts": counts}
-        raise DataError(f"{where}.counts: expected an RLE string or a list of run lengths")
+        return {"size": [h, w], "counts": segm["counts"]}
     if isinstance(segm, list) and segm and all(isinstance(p, list) for p in segm):
-        parts = [p for p in segm if len(p) >= 6]
+        parts, _ = mask_ops.clean_polygons(segm, h, w)
         if not parts:
-            raise DataError(f"{where}: no polygon with at least 3 points")
+            raise mask_ops.SegmentationError("segmentation", "no polygon with at least 3 points")
         return mask_utils.merge(mask_utils.frPyObjects(parts, h, w))
-    raise DataError(f"{where}: expected an RLE object or a list of polygons")
+    raise mask_ops.SegmentationError("segmentation", "expected an RLE object or a list of polygons")
+
+
+def _boxes(results: list[dict], source: str) -> np.ndarray:
+    """Every result's `bbox` as (N, 4) xywh: finite numbers, width and height >= 0."""
+    raw = [r["bbox"] for r in results]
+    try:
+        boxes = np.array(raw, dtype=np.float64)
+        ok = boxes.shape == (len(raw), 4) and not (
+            {bool, str} & set(map(type, itertools.chain.from_iterable(raw)))
+        )
+    except (ValueError, TypeError, OverflowError):
+        ok = False
+    if not ok:
+        for i, b in enumerate(raw):
+            if not (
+                isinstance(b, list)
+                and len(b) == 4
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in b)
+            ):
+                raise DataError(
+                    f"{source}: results[{i}].bbox: expected [x, y, w, h], got {b!r:.60}"
+                )
+        raise DataError(f"{source}: results: bbox: expected [x, y, w, h] in every result")
+    if not np.isfinite(boxes).all():
+        i = int(np.flatnonzero(~np.isfinite(boxes).all(1))[0])
+        raise DataError(f"{source}: results[{i}].bbox: not finite")
+    negative = np.flatnonzero((boxes[:, 2] < 0) | (boxes[:, 3] < 0))
+    if len(negative):
+        i = int(negative[0])
+        raise DataError(
+            f"{source}: results[{i}].bbox: negative width or height "
+            f"({boxes[i, 2]:g} x {boxes[i, 3]:g}; a box is [x, y, w, h])"
+        )
+    return boxes
 
 
 def from_results(
@@ -163,9 +194,10 @@ def from_results(
     Masks are read when `need_masks` or when some result has no `bbox` (box evaluation then
     uses the mask's tight box).
 
-    Unknown image or category ids, NaN / infinite / negative scores and masks whose size is not
-    their image's are errors naming the entry. An empty list is allowed (with a warning): every
-    class with ground truth then has AP 0.
+    Unknown image or category ids, booleans where numbers belong, NaN / infinite / negative
+    scores, boxes with a negative width or height, masks whose size is not their image's and RLE
+    counts that do not decode to h*w pixels are errors naming the entry and field. An empty list
+    is allowed (with a warning): every class with ground truth then has AP 0.
     """
     if not isinstance(results, list):
         raise DataError(f"{source}: a results file is a json list, got {type(results).__name__}")
@@ -198,38 +230,47 @@ def from_results(
         )
 
     has_boxes = all("bbox" in r for r in results)
-    rles = None
-    if need_masks or not has_boxes:
-        rles = []
-        for i, r in enumerate(results):
-            segm = r.get("segmentation")
-            if segm is None:
-                raise DataError(f"{source}: results[{i}].segmentation: missing field")
-            im = gt.image_by_id[r["image_id"]]
-            if (  # fast path: a compressed RLE of the right size is used as it is
-                isinstance(segm, dict)
-                and isinstance(segm.get("counts"), str)
-                and segm.get("size") == [im.height, im.width]
-            ):
-                rles.append(segm)
-            else:
-                where = f"{source}: results[{i}].segmentation"
-                rles.append(_to_rle(segm, im.height, im.width, where))
-    boxes = None
-    if has_boxes:
-        try:
-            boxes = np.array([r["bbox"] for r in results], dtype=np.float64).reshape(-1, 4)
-        except (ValueError, TypeError):
-            i = next(
-                i
-                for i, r in enumerate(results)
-                if not (isinstance(r["bbox"], list) and len(r["bbox"]) == 4)
-            )
-            raise DataError(f"{source}: results[{i}].bbox: expected [x, y, w, h]") from None
-        if not np.isfinite(boxes).all():
-            i = int(np.flatnonzero(~np.isfinite(boxes).all(1))[0])
-            raise DataError(f"{source}: results[{i}].bbox: not finite")
+    rles = _masks(results, gt, source) if need_masks or not has_boxes else None
+    boxes = _boxes(results, source) if has_boxes else None
     return Detections(image_ids, category_ids, scores, rles, boxes)
+
+
+def _masks(results: list[dict], gt: AnnotationFile, source: str) -> list[dict]:
+    """Every result's segmentation as an RLE at its image's size, checked."""
+    rles: list[dict] = []
+    compressed: list[int] = []  # results whose counts string is checked below, all at once
+    sizes = {iid: [im.height, im.width] for iid, im in gt.image_by_id.items()}
+    for i, r in enumerate(results):
+        segm = r.get("segmentation")
+        if segm is None:
+            raise DataError(f"{source}: results[{i}].segmentation: missing field")
+        hw = sizes[r["image_id"]]
+        size = segm.get("size") if isinstance(segm, dict) else None
+        if (  # fast path: a compressed RLE of the right size is used as it is
+            type(size) is list
+            and size == hw
+            and type(size[0]) is int
+            and type(size[1]) is int
+            and type(segm.get("counts")) is str
+        ):
+            rles.append(segm)
+            compressed.append(i)
+            continue
+        try:
+            rle = _to_rle(segm, *hw)
+        except mask_ops.SegmentationError as e:
+            raise DataError(f"{source}: results[{i}].{e.field}: {e.problem}") from None
+        rles.append(rle)
+        if isinstance(segm, dict) and not isinstance(segm["counts"], list):
+            compressed.append(i)
+    pixels = {iid: h * w for iid, (h, w) in sizes.items()}
+    bad, problem = mask_ops.check_rle_strings(
+        [rles[i]["counts"] for i in compressed],
+        [pixels[results[i]["image_id"]] for i in compressed],
+    )
+    if bad >= 0:
+        raise DataError(f"{source}: results[{compressed[bad]}].segmentation.counts: {problem}")
+    return rles
 
 
 def load_results(path: str | Path, gt: AnnotationFile, *, need_masks: bool) -> Detections:

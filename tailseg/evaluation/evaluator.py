@@ -20,6 +20,7 @@ are computed only for pairs with mask IoU >= 0.5 — the result is exact, not ap
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from tailseg.evaluation.protocol import (
 from tailseg.structures import masks as mask_ops
 
 log = logging.getLogger("tailseg.evaluation")
+_warned_frequency: weakref.WeakSet[AnnotationFile] = weakref.WeakSet()  # warn once per file
 
 
 @dataclass
@@ -154,6 +156,28 @@ def _group_ious(
     return ious
 
 
+def _check_frequency(gt: AnnotationFile) -> None:
+    """Warn (once per file) when categories lack the `frequency` that APr/APc/APf group by."""
+    missing = sum(c.frequency is None for c in gt.categories)
+    if not missing or gt in _warned_frequency:
+        return
+    _warned_frequency.add(gt)
+    if missing == len(gt.categories):
+        log.warning(
+            "%s: no category has a `frequency` field (r/c/f), so APr, APc and APf are undefined "
+            "(n/a in the summary, -1 in metrics.json)",
+            gt.path,
+        )
+    else:
+        log.warning(
+            "%s: %d of %d categories have no `frequency` field; they count in AP but in none of "
+            "APr, APc, APf",
+            gt.path,
+            missing,
+            len(gt.categories),
+        )
+
+
 def evaluate(
     gt: AnnotationFile,
     detections: Detections | list[dict],
@@ -170,6 +194,8 @@ def evaluate(
             gt.path,
             len(gt.skipped),
         )
+    if protocol.federated:
+        _check_frequency(gt)
     need_masks = protocol.iou_type != "bbox"
     if not isinstance(detections, Detections):
         detections = from_results(detections, gt, need_masks=need_masks)

@@ -20,7 +20,10 @@ def plot_ap_groups(result: EvalResult, path: Path) -> Path:
     )
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bars = ax.bar(keys, values, color=colors)
-    ax.bar_label(bars, fmt="%.1f")
+    labels = [
+        f"{v:.1f}" if result.stats[k] >= 0 else "n/a" for k, v in zip(keys, values, strict=True)
+    ]
+    ax.bar_label(bars, labels=labels)  # n/a: an undefined group (e.g. no `frequency` field)
     ax.set_ylabel("AP (%)")
     ax.set_title(f"{result.protocol.name} {result.protocol.iou_type} AP by group")
     ax.set_ylim(0, max([*values, 1]) * 1.15)
