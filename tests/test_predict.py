@@ -73,7 +73,7 @@ def test_predict_folder_skips_unreadable_images_and_keeps_the_rest(setup, tmp_pa
     (images / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "pred"
     args = predict_args(ckpt, out, "--images", str(images), "--no-progress")
-    tta = ["infer.tta_scales=[[128,96],[160,120]]", "infer.tta_flip=true"]  # TTA at test scale
+    tta = ["infer.tta=true", "infer.tta_scales=[[128,96],[160,120]]"]  # TTA at the test scale
     assert main([*args[:2], *tta, *args[2:]]) == 0
     results = json.loads((out / "results.json").read_text())
     assert {r["image_id"] for r in results} == {1, 2}  # broken.jpg sorts last (id 3)
@@ -149,20 +149,35 @@ def test_batched_prediction_agrees_with_one_by_one_on_mixed_sizes(
         assert abs(m1[key] - m3[key]) <= 0.02, key
 
 
-def test_tta_flag_asks_for_the_reports_scales_and_flip(monkeypatch, tmp_path: Path) -> None:
-    seen = {}
+REPORT_TTA = ((1600, 1000), (1600, 1400), (1800, 1200), (1800, 1600))
+
+
+def test_tta_flag_runs_the_configs_tta_the_reports_in_lvis_configs(monkeypatch, tmp_path) -> None:
+    from tailseg.cli import predict as predict_cmd
+
+    seen, real = {}, predict_cmd.load_run_config
 
     def capture(name: str, overrides: list[str]):
-        seen["cfg"] = load_config(str(TINY), overrides)
+        seen["cfg"] = real(name, overrides)
         raise SystemExit(0)
 
-    monkeypatch.setattr("tailseg.cli.predict.load_run_config", capture)
+    monkeypatch.setattr(predict_cmd, "load_run_config", capture)
+    args = ["predict", "htc_swin_l_fpn_lvis", "--checkpoint", "x.pt", "--images", "x", "--out", "o"]
     with pytest.raises(SystemExit):
-        main(predict_args(tmp_path / "x.pt", tmp_path / "o", "--images", str(tmp_path), "--tta"))
+        main(args)
+    assert not seen["cfg"].infer.tta  # off unless asked for
+    with pytest.raises(SystemExit):
+        main([*args, "--tta"])
     infer = seen["cfg"].infer
-    assert infer.tta_flip and infer.tta_scales == (
-        (1600, 1000),
-        (1600, 1400),
-        (1800, 1200),
-        (1800, 1600),
-    )
+    assert infer.tta and infer.tta_flip and infer.tta_scales == REPORT_TTA
+
+
+@pytest.mark.parametrize(
+    "name", ["lvis_v1", "htc_r50_fpn_lvis", *(f"htc_swin_{s}_fpn_lvis" for s in "tsbl")]
+)
+def test_lvis_configs_test_at_the_reference_scale(name: str) -> None:
+    """CBNetV2's HTC configs test at img_scale (1600, 1400): short side 1400, long ≤ 1600 (also
+    the per-epoch evaluation that picks the best epoch); TTA at the report's 4 scales × flip."""
+    infer = load_config(str(TINY.parent / f"{name}.yaml")).infer
+    assert (infer.short_side, infer.max_size) == (1400, 1600)
+    assert infer.tta_scales == REPORT_TTA and infer.tta_flip and not infer.tta

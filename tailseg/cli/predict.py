@@ -25,8 +25,6 @@ from tailseg.utils.files import atomic_write_json, atomic_write_text
 from tailseg.viz.figures import plt, save_png
 from tailseg.viz.overlay import draw_instances
 
-REPORT_TTA = "[[1600,1000],[1600,1400],[1800,1200],[1800,1600]]"
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict images or a split; results json, overlays, AP")
@@ -41,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tta",
         action="store_true",
-        help=f"the report's multi-scale + flip TTA (infer.tta_scales={REPORT_TTA})",
+        help="multi-scale + flip TTA at the config's infer.tta_scales / infer.tta_flip (the LVIS "
+        "configs carry the report's); the same as infer.tta=true",
     )
     p.add_argument("--draw", action="store_true", help="write an overlay PNG per image")
     p.add_argument("--score-threshold", type=float, default=0.3, help="overlays: min score")
@@ -82,7 +81,7 @@ def check_categories(
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.tta:
-        overrides += [f"infer.tta_scales={REPORT_TTA}", "infer.tta_flip=true"]
+        overrides += ["infer.tta=true"]
     cfg = load_run_config(args.config, overrides)
     out = Path(args.out)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -313,10 +313,13 @@ class InferConfig:
     short_side: int = 800  # test scale: images are resized so, long side at most max_size
     max_size: int = 1333
     mask_threshold: float = 0.5
-    # test-time augmentation: (long side cap, short side) per scale, each also flipped if
-    # tta_flip; empty = single scale. The report: (1600,1000) (1600,1400) (1800,1200) (1800,1600)
+    # test-time augmentation, used by `tailseg predict` when `tta` is on (`--tta`; the per-epoch
+    # evaluation never uses it): (long side cap, short side) per scale, each also flipped if
+    # tta_flip; no scales = the single test scale. The report's, in the LVIS configs:
+    # (1600,1000) (1600,1400) (1800,1200) (1800,1600) with flip.
+    tta: bool = False
     tta_scales: tuple[tuple[int, int], ...] = ()
-    tta_flip: bool = False
+    tta_flip: bool = True
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_per_img <= 10000, "max_per_img", "must be in 1..10000")

@@ -143,11 +143,10 @@ def images_from_dataset(
 
 def detect(model: HybridTaskCascade, image: Tensor, cfg: Config) -> InstanceDetections:
     infer = cfg.infer
-    if infer.tta_scales:
-        return tta_detect(model, image, [tuple(s) for s in infer.tta_scales], infer.tta_flip)
-    if infer.tta_flip:
-        return tta_detect(model, image, [(infer.max_size, infer.short_side)], True)
-    return predict_image(model, image, infer)
+    if not infer.tta:
+        return predict_image(model, image, infer)
+    scales = [tuple(s) for s in infer.tta_scales] or [(infer.max_size, infer.short_side)]
+    return tta_detect(model, image, scales, infer.tta_flip)
 
 
 def results_of(
@@ -190,7 +189,7 @@ def predict_images(
     """
     skipped: list[str] = []
     found: dict[int, list[dict[str, Any]]] = {}
-    tta = bool(cfg.infer.tta_scales or cfg.infer.tta_flip)
+    tta = cfg.infer.tta
     step = 1 if tta else max(1, batch_size)
     pending: dict[tuple[int, int], list[tuple[int, InputImage, Tensor]]] = {}
     bar = tqdm(total=len(inputs), desc="predict", disable=not progress)
