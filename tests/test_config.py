@@ -10,6 +10,8 @@ import pytest
 from tailseg.config import Config, ConfigError, dump, load_config
 from tailseg.config.loader import load
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -186,3 +188,14 @@ def test_non_utf8_config_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes("train:\n  device: caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=rf"{path}: not UTF-8 text"):
         load_config(str(path))
+
+
+@pytest.mark.parametrize(
+    "name", ["lvis_v1", "htc_r50_fpn_lvis", *(f"htc_swin_{s}_fpn_lvis" for s in "tsbl")]
+)
+def test_lvis_configs_keep_the_reports_epoch_and_batch(name: str) -> None:
+    """mmdetection's ClassBalancedDataset repeats each image ceil(r) times per epoch (the
+    report's 20 epochs); its batch 16 is 8 processes × 2 with lr 1e-4."""
+    cfg = load_config(str(CONFIGS / f"{name}.yaml"))
+    assert cfg.data.augment.rfs_mode == "ceil"
+    assert (cfg.train.batch_size, cfg.train.lr_reference_batch, cfg.train.lr) == (2, 16, 1e-4)

@@ -123,3 +123,13 @@ def test_numpy_values_are_stored_as_plain_data(tmp_path: Path) -> None:
     checkpoint.save(tmp_path / "a.pt", state)
     loaded = checkpoint.load(tmp_path / "a.pt")
     assert loaded["m"] == {"AP": 0.5, "n": 3} and type(loaded["m"]["AP"]) is float
+
+
+def test_lr_scales_linearly_with_the_total_batch() -> None:
+    from tailseg.config import TrainConfig
+    from tailseg.engine.trainer import scaled_lr
+
+    tc = TrainConfig(lr=1e-4, batch_size=2, lr_reference_batch=16)
+    assert scaled_lr(tc, 8) == 1e-4  # the report's 8 × 2
+    assert scaled_lr(tc, 1) == pytest.approx(1e-4 * 2 / 16)
+    assert scaled_lr(TrainConfig(lr=1e-4, batch_size=2), 1) == 1e-4  # no reference: as given

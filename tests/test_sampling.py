@@ -97,4 +97,5 @@ def test_stats_command_reports_rfs(coco43_json, tmp_path, capsys) -> None:
     s = json.loads(out.read_text())
     r = repeat_factors(AnnotationFile.load(coco43_json), 0.1)
     assert s["rfs_epoch_length"] == pytest.approx(r.sum()) and s["rfs_epoch_length"] > 43
+    assert s["rfs_epoch_length_ceil"] == np.ceil(r).sum() >= s["rfs_epoch_length"]
     assert "repeat factor sampling (t = 0.1)" in capsys.readouterr().out

@@ -78,8 +78,8 @@ def run_stats(args: argparse.Namespace) -> int:
         print(
             f"  repeat factor sampling (t = {args.rfs_threshold:g}): "
             f"{rfs['rfs_images_repeated']} images repeated, mean r {rfs['rfs_mean_factor']:.2f},"
-            f" max r {rfs['rfs_max_factor']:.2f}, expected epoch {rfs['rfs_epoch_length']:.0f}"
-            f" images (of {stats['images']})"
+            f" max r {rfs['rfs_max_factor']:.2f}, epoch {rfs['rfs_epoch_length']:.0f} images"
+            f" (stochastic) or {rfs['rfs_epoch_length_ceil']:.0f} (ceil), of {stats['images']}"
         )
     if args.plot:
         print(f"long-tail picture: {plot_long_tail(stats, args.plot)}")

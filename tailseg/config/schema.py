@@ -255,6 +255,9 @@ class TrainConfig:
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
     lr_steps: tuple[int, ...] = (16, 19)  # epochs at which the lr is divided by 10
+    # `lr` is meant for this total batch (processes × batch_size); another total scales it
+    # linearly (Goyal et al.), logged at the start. None: `lr` as it is.
+    lr_reference_batch: int | None = None
     grad_clip: float | None = None  # max global gradient norm
     ema: bool = True
     ema_momentum: float = 2e-4
@@ -272,6 +275,8 @@ class TrainConfig:
         _check(self.epochs >= 1, "epochs", "must be >= 1")
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
         _check(self.lr > 0, "lr", "must be > 0")
+        ref = self.lr_reference_batch
+        _check(ref is None or ref >= 1, "lr_reference_batch", "must be >= 1 or null")
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _check(self.warmup_iters >= 0, "warmup_iters", "must be >= 0")
         _check(0 < self.warmup_ratio <= 1, "warmup_ratio", "must be in (0, 1]")

@@ -44,7 +44,8 @@ def repeat_factors(
 def rfs_summary(factors: np.ndarray, threshold: float) -> dict[str, float]:
     return {
         "rfs_threshold": threshold,
-        "rfs_epoch_length": float(factors.sum()),
+        "rfs_epoch_length": float(factors.sum()),  # stochastic rounding, expected
+        "rfs_epoch_length_ceil": float(np.ceil(factors).sum()),  # mmdetection's repeats
         "rfs_images_repeated": int((factors > 1).sum()),
         "rfs_mean_factor": float(factors.mean()) if len(factors) else 0.0,
         "rfs_max_factor": float(factors.max(initial=0.0)),

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tailseg.config import Config, ConfigError, dump, to_dict
+from tailseg.config import Config, ConfigError, TrainConfig, dump, to_dict
 from tailseg.data import AnnotationFile, DataError, InstanceDataset
 from tailseg.data.sampling import RepeatFactorSampler, repeat_factors
 from tailseg.data.splits import split_files
@@ -59,6 +59,25 @@ class RunState:
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
     return int(np.random.SeedSequence([seed, 7, epoch, position]).generate_state(1, np.uint64)[0])
+
+
+def scaled_lr(tc: TrainConfig, world_size: int) -> float:
+    """`train.lr`, scaled linearly when the total batch differs from `train.lr_reference_batch`."""
+    total = world_size * tc.batch_size
+    if tc.lr_reference_batch is None or total == tc.lr_reference_batch:
+        return tc.lr
+    lr = tc.lr * total / tc.lr_reference_batch
+    log.warning(
+        "total batch %d (%d processes × %d) differs from train.lr_reference_batch %d: "
+        "lr %.3g scaled linearly to %.3g",
+        total,
+        world_size,
+        tc.batch_size,
+        tc.lr_reference_batch,
+        tc.lr,
+        lr,
+    )
+    return lr
 
 
 def _environment(d: dist.Dist) -> dict[str, Any]:
@@ -155,7 +174,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
     # model, EMA, optimiser, schedule
     model = build_model(cfg.model, cfg.infer).to(d.device)
     ema = ModelEMA(model, tc.ema_momentum, tc.ema_gamma) if tc.ema else None
-    optimizer = build_optimizer(model, tc.lr, tc.weight_decay)
+    optimizer = build_optimizer(model, scaled_lr(tc, d.world_size), tc.weight_decay)
     per_epoch = -(-len(sampler) // tc.batch_size)
     if tc.max_iters_per_epoch is not None:
         per_epoch = min(per_epoch, tc.max_iters_per_epoch)
