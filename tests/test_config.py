@@ -10,7 +10,7 @@ import pytest
 from tailseg.config import Config, ConfigError, dump, load_config
 from tailseg.config.loader import load
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "tailseg" / "configs"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,7 +125,7 @@ def test_missing_base_file_is_named(tmp_path: Path) -> None:
 
 
 def test_optional_section_can_be_switched_off(tmp_path: Path) -> None:
-    cfg = load_config(str(REPO / "configs" / "tiny.yaml"), ["data.synth=null"])
+    cfg = load_config(str(REPO / "tailseg" / "configs" / "tiny.yaml"), ["data.synth=null"])
     assert cfg.data.synth is None
 
 
@@ -135,7 +135,9 @@ def test_configs_are_frozen() -> None:
         cfg.train.epochs = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "tailseg" / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_every_shipped_config_round_trips(path: Path, tmp_path: Path) -> None:
     cfg = load_config(str(path))
     dumped = write(tmp_path, "resolved.yaml", dump(cfg))

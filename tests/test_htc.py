@@ -13,7 +13,7 @@ from tailseg.models.detectors.htc import HybridTaskCascade
 from tailseg.structures import Targets
 from tests.conftest import float64
 
-TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[1] / "tailseg" / "configs" / "tiny.yaml"
 C = 6
 
 

@@ -35,7 +35,7 @@ TINY_DATA = [
 
 
 def tiny(*overrides: str):
-    return load_config(str(REPO / "configs" / "tiny.yaml"), [*TINY_DATA, *overrides])
+    return load_config(str(REPO / "tailseg" / "configs" / "tiny.yaml"), [*TINY_DATA, *overrides])
 
 
 def test_a_folder_with_an_earlier_run_is_refused_untouched(tmp_path: Path, capsys) -> None:

@@ -45,7 +45,8 @@ SMALL = [
 def test_training_learns_masks(tmp_path: Path) -> None:
     """An untrained model scores ~0 mask AP; two short epochs must clearly beat that."""
     cfg = load_config(
-        str(REPO / "configs" / "tiny.yaml"), [*SMALL, "train.epochs=2", "train.lr_steps=[]"]
+        str(REPO / "tailseg" / "configs" / "tiny.yaml"),
+        [*SMALL, "train.epochs=2", "train.lr_steps=[]"],
     )
     final = train(cfg, tmp_path, progress=False)
     assert final["segm"]["AP"] > 0.02, final
@@ -199,7 +200,7 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path: Path) -> No
 
 def _initial(tmp_path: Path) -> dict[str, torch.Tensor]:
     """The weights the runs started from (same seed, float64)."""
-    cfg = load_config(str(REPO / "configs" / "tiny.yaml"), [*SMALL, *SAME_SIZE])
+    cfg = load_config(str(REPO / "tailseg" / "configs" / "tiny.yaml"), [*SMALL, *SAME_SIZE])
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -237,7 +238,7 @@ def test_non_finite_loss_stops_naming_step_and_term(tmp_path: Path, monkeypatch)
         return out
 
     monkeypatch.setattr(HybridTaskCascade, "forward", poisoned)
-    cfg = load_config(str(REPO / "configs" / "tiny.yaml"), TINY_RUN)
+    cfg = load_config(str(REPO / "tailseg" / "configs" / "tiny.yaml"), TINY_RUN)
     with pytest.raises(
         TrainingError, match=r"step 2 \(epoch 0, iteration 2\): s1\.loss_mask = nan"
     ):
@@ -267,7 +268,7 @@ def test_swin_large_recipe_takes_a_training_step() -> None:
     weight 2), builds, takes an AdamW step with its parameter groups, and infers, on a small
     image with 8 classes. The trainer around a model is tested end to end on the tiny config."""
     cfg = load_config(
-        str(REPO / "configs" / "htc_swin_l_fpn_lvis.yaml"),
+        str(REPO / "tailseg" / "configs" / "htc_swin_l_fpn_lvis.yaml"),
         ["model.num_classes=8", "infer.max_per_img=20"],
     )
     torch.manual_seed(0)

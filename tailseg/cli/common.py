@@ -6,11 +6,11 @@ from pathlib import Path
 
 from tailseg.config import Config, ConfigError, load_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"  # shipped inside the package
 
 
 def resolve_config(name: str) -> Path:
-    """A config path as given, or `configs/<name>.yaml` of this checkout."""
+    """A config path as given, or `<name>.yaml` of the configs shipped in the package."""
     path = Path(name)
     if path.is_file():
         return path

@@ -1,6 +1,6 @@
 """`tailseg demo`: the main job, end to end, on the embedded default (the synthetic benchmark).
 
-Generates the benchmark of `configs/tiny.yaml`, trains the tiny HTC with the report's recipe
+Generates the benchmark of `tailseg/configs/tiny.yaml`, trains the tiny HTC with the report's recipe
 (Seesaw, RFS, balanced copy-paste and mosaic, EMA, early stopping), evaluates mask AP with
 AP_r/c/f and AP‡ every epoch, and draws the best model's predictions on a few val images.
 """

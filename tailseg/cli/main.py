@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tailseg",
         description="Large-vocabulary, long-tailed instance segmentation (LVIS Challenge 2021 "
-        "recipe). Config-driven commands take CONFIG (a path or a name under configs/) and "
+        "recipe). Config-driven commands take CONFIG (a path or a name under tailseg/configs/) and "
         "dotted overrides such as train.epochs=3.",
     )
     parser.add_argument("--version", action="version", version=f"tailseg {__version__}")

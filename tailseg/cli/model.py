@@ -12,7 +12,7 @@ from tailseg.models.build import build_model
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model", help="parameter counts of the model a config builds")
-    p.add_argument("config", help="config path or name under configs/")
+    p.add_argument("config", help="config path or name under tailseg/configs/")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.backbone.depth=101")
     p.set_defaults(func=run)
 

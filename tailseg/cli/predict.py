@@ -28,7 +28,7 @@ from tailseg.viz.overlay import draw_instances
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict images or a split; results json, overlays, AP")
-    p.add_argument("config", help="config path or name under configs/")
+    p.add_argument("config", help="config path or name under tailseg/configs/")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. infer.max_per_img=1000")
     p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
     src = p.add_mutually_exclusive_group(required=True)

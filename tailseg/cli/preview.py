@@ -17,7 +17,7 @@ from tailseg.viz.overlay import draw_instances
 
 def add_preview_parser(dsub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("preview", help="a grid of augmented training samples (PNG)")
-    p.add_argument("config", help="config path or name under configs/")
+    p.add_argument("config", help="config path or name under tailseg/configs/")
     p.add_argument("overrides", nargs="*", help="dotted overrides")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--n", type=int, default=16, help="number of samples (default 16)")

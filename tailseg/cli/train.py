@@ -13,7 +13,7 @@ from tailseg.engine.trainer import TrainingError, train
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model; evaluates every epoch, keeps the best")
-    p.add_argument("config", help="config path or name under configs/")
+    p.add_argument("config", help="config path or name under tailseg/configs/")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=3")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from the last good checkpoint")

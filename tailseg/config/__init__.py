@@ -39,5 +39,5 @@ __all__ = [
 
 
 def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a run config (`configs/*.yaml`) with dotted `key.sub=value` overrides."""
+    """Load a run config (`tailseg/configs/*.yaml`) with dotted `key.sub=value` overrides."""
     return load(Config, path, overrides)

@@ -3,7 +3,7 @@
 Every value is checked against the dataclass field's type hint. Errors name the file (or
 "command line") that set the offending key and the dotted key itself, e.g.::
 
-    ConfigError: configs/tiny.yaml: model.backbone.depht: unknown key (known: kind, depth, ...)
+    ConfigError: tailseg/configs/tiny.yaml: model.backbone.depht: unknown key (known: kind, ...)
 """
 
 from __future__ import annotations
