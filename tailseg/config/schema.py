@@ -178,6 +178,9 @@ class RPNConfig:
     test_pre_nms: int = 1000
     test_proposals: int = 1000
     nms_iou: float = 0.7
+    # anchors more than this many pixels outside an image are not training targets (ignored);
+    # 0 (mmdetection's HTC) keeps only anchors inside the image, null uses every anchor
+    allowed_border: float | None = 0.0
 
     def __post_init__(self) -> None:
         _each(self, "anchor_scales", 0, open_low=True)
@@ -187,6 +190,8 @@ class RPNConfig:
         _at_least(self, 1, "num_samples", "train_pre_nms", "train_proposals")
         _at_least(self, 1, "test_pre_nms", "test_proposals")
         _fraction(self, "nms_iou", open_low=True)
+        border = self.allowed_border
+        _check(border is None or border >= 0, "allowed_border", "must be >= 0 or null")
 
 
 @dataclass(frozen=True)

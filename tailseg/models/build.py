@@ -74,6 +74,7 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
         BoxCoder(),
         ProposalSettings(r.train_pre_nms, r.train_proposals, r.nms_iou),
         ProposalSettings(r.test_pre_nms, r.test_proposals, r.nms_iou),
+        allowed_border=r.allowed_border,
     )
     roi = cfg.roi
     cls_loss = build_cls_loss(roi)
