@@ -257,6 +257,9 @@ class TrainConfig:
     batch_size: int = 2  # per process
     lr: float = 1e-4
     weight_decay: float = 0.05
+    # parameters without weight decay: norms, biases and position tables, or (the Swin
+    # recipe's paramwise_cfg, as the Swin configs set) norms and position tables only
+    no_decay: Literal["norms_biases_positions", "norms_positions"] = "norms_biases_positions"
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
     lr_steps: tuple[int, ...] = (16, 19)  # epochs at which the lr is divided by 10
