@@ -140,7 +140,10 @@ class BackboneConfig:
     kind: Literal["resnet", "swin"] = "resnet"
     depth: int = 50  # resnet: 14, 26, 50, 101
     base_width: int = 64  # resnet: channels of the stem; 64 is the standard width
-    frozen_stages: int = 1  # stem + this many stages take no gradient
+    # 0: every backbone parameter trains; k >= 1: the stem (ResNet conv1 + bn1, Swin patch
+    # embedding) and stages 1..k take no gradient (Swin: with their output norms, in eval mode).
+    # One meaning for both kinds, mmdetection's frozen_stages=k for k >= 1 (its -1 is 0 here)
+    frozen_stages: int = 1
     embed_dim: int = 96  # swin
     depths: tuple[int, ...] = (2, 2, 6, 2)
     num_heads: tuple[int, ...] = (3, 6, 12, 24)
@@ -153,7 +156,7 @@ class BackboneConfig:
             depths = ", ".join(map(str, RESNET_DEPTHS))
             _check(self.depth in RESNET_DEPTHS, "depth", f"{self.depth} is not one of {depths}")
         _check(self.base_width >= 4, "base_width", "must be >= 4")
-        top = 4 if self.kind == "resnet" else len(self.depths) + 2
+        top = 4 if self.kind == "resnet" else len(self.depths)  # stages
         _check(0 <= self.frozen_stages <= top, "frozen_stages", f"must be in 0..{top}")
         _check(len(self.depths) == len(self.num_heads) == 4, "depths", "need 4 stages")
         _at_least(self, 1, "embed_dim", "window_size")

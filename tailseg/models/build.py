@@ -30,7 +30,7 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
                 num_heads=cfg.num_heads,
                 window_size=cfg.window_size,
                 drop_path=cfg.drop_path,
-                frozen_stages=cfg.frozen_stages - 1,
+                frozen_stages=cfg.frozen_stages,
             )
             if cfg.pretrained:
                 load_official_swin(backbone, load_checkpoint_file(cfg.pretrained))
