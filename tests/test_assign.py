@@ -1,4 +1,5 @@
-"""Target assignment on hand-made boxes: matcher, sampler, box coder, anchors, mask targets."""
+"""Target assignment on hand-made boxes: matcher, sampler, box coder, anchors, mask targets,
+the RPN's anchor targets."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import math
 
 import torch
 
-from tailseg.models.assign import AnchorGenerator, BoxCoder, Matcher, Sampler, mask_targets
+from tailseg.models.assign import (
+    AnchorGenerator,
+    BoxCoder,
+    Matcher,
+    Sampler,
+    inside_image,
+    mask_targets,
+)
+from tailseg.models.detectors.rpn import RPN, ProposalSettings
+from tailseg.models.heads import RPNHead
 
 GT = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
 
@@ -89,3 +99,59 @@ def test_mask_targets_crop_and_resize() -> None:
     assert t.shape == (2, 28, 28)
     assert t[0, :, :13].min() == 1 and t[0, :, 15:].max() == 0
     assert t[1].min() == 1
+
+
+def rpn(allowed_border: float | None = 0.0) -> RPN:
+    """An RPN with the HTC settings (0.7 / 0.3, low-quality matches >= 0.3, 256 samples)."""
+    matcher = Matcher(0.7, 0.3, min_pos_iou=0.3, low_quality_matches=True)
+    settings = ProposalSettings()
+    return RPN(
+        RPNHead(8, 3),
+        AnchorGenerator(),
+        matcher,
+        Sampler(256, 0.5),
+        BoxCoder(),
+        settings,
+        settings,
+        allowed_border=allowed_border,
+    )
+
+
+def test_rpn_ignores_anchors_crossing_the_image_border() -> None:
+    anchors = torch.tensor(
+        [
+            [0.0, 0.0, 40.0, 40.0],  # the object itself → positive
+            [-1.0, 0.0, 39.0, 40.0],  # IoU 0.95 but crosses the left edge → ignored
+            [50.0, 5.0, 90.0, 45.0],  # inside, no overlap → negative
+            [70.0, 5.0, 110.0, 45.0],  # crosses the right edge of a 100-wide image
+            [60.0, 5.0, 100.0, 45.0],  # ends on the right edge: out (x2 < W, as mmdetection)
+            [50.0, 20.0, 90.0, 50.0],  # ends on the bottom edge of a 50-high image: out
+        ]
+    )
+    gt = torch.tensor([[0.0, 0.0, 40.0, 40.0]])
+    labels, deltas = rpn().anchor_targets(anchors, gt, (50, 100))
+    assert labels.tolist() == [1, -1, 0, -1, -1, -1]
+    assert torch.equal(deltas, torch.zeros(6, 4))  # anchor 0 is the object: zero deltas
+    # each image by its own size: in a 120 × 60 image of the same padded batch, 3–5 are inside
+    labels, _ = rpn().anchor_targets(anchors, gt, (60, 120))
+    assert labels.tolist() == [1, -1, 0, 0, 0, 0]
+    labels, _ = rpn(allowed_border=None).anchor_targets(anchors, gt, (50, 100))
+    assert labels.tolist() == [1, 1, 0, 0, 0, 0]  # every anchor a target
+
+
+def test_rpn_low_quality_matches_among_inside_anchors_only() -> None:
+    anchors = torch.tensor([[-4.0, 0.0, 36.0, 40.0], [0.0, 0.0, 20.0, 40.0]])  # IoU 0.82, 0.5
+    gt = torch.tensor([[0.0, 0.0, 40.0, 40.0]])
+    labels, deltas = rpn().anchor_targets(anchors, gt, (50, 100))
+    # the object's best anchor is outside; its best inside one (0.5, between the thresholds)
+    # is its low-quality match, as when mmdetection assigns the inside anchors alone
+    assert labels.tolist() == [-1, 1]
+    torch.testing.assert_close(deltas[1], BoxCoder().encode(anchors[1:], gt)[0])
+    labels, _ = rpn().anchor_targets(anchors, gt, (10, 10))  # no anchor inside at all
+    assert labels.tolist() == [-1, -1]
+
+
+def test_inside_image_by_hand() -> None:
+    a = torch.tensor([[-2.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 12.0, 10.0]])
+    assert inside_image(a, (20, 12)).tolist() == [False, True, False]
+    assert inside_image(a, (20, 12), allowed_border=2.0).tolist() == [True, True, True]

@@ -12,10 +12,14 @@ import pytest
 import torch
 from torch import nn
 
+from tailseg.config import load_config
 from tailseg.engine import checkpoint
 from tailseg.engine.checkpoint import CheckpointError
 from tailseg.engine.ema import ModelEMA
 from tailseg.engine.optim import lr_factor, parameter_groups
+from tests.test_htc import tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_warmup_then_steps_by_hand() -> None:
@@ -50,6 +54,49 @@ def test_no_weight_decay_on_norms_biases_and_position_tables() -> None:
     assert not any(n.endswith("relative_position_bias_table") for n in yes)
     assert all("norm" not in n for n in yes)
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+
+
+SWIN_KEYS = ("absolute_pos_embed", "relative_position_bias_table", "norm")  # the recipe's keys
+
+
+def test_swin_recipe_decays_biases_but_not_norms_or_position_tables() -> None:
+    model = tiny_model(
+        "model.backbone.kind=swin",
+        "model.backbone.embed_dim=16",
+        "model.backbone.depths=[2,2,2,2]",
+        "model.backbone.num_heads=[1,2,4,8]",
+        "model.backbone.window_size=4",
+        "model.roi.classifier=cosine",
+    )
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = parameter_groups(model, 0.05, "norms_positions")
+    no = {names[id(p)] for p in no_decay["params"]}
+    yes = {names[id(p)] for p in decay["params"]}
+    # exactly what mmdetection's paramwise_cfg custom_keys match (substrings of the name)
+    assert no == {n for n in names.values() if any(k in n for k in SWIN_KEYS)}
+    assert yes == set(names.values()) - no
+    assert {"box_heads.0.fc1.bias", "box_heads.0.cls.bias", "backbone.patch_embed.proj.bias"} <= yes
+    assert "backbone.layers.0.blocks.0.attn.relative_position_bias_table" in no
+    # the default policy also exempts every bias
+    _, default_no = parameter_groups(model, 0.05)
+    assert {names[id(p)] for p in default_no["params"]} == no | {
+        n for n in names.values() if n.endswith(".bias")
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "policy"),
+    [
+        ("htc_swin_t_fpn_lvis", "norms_positions"),
+        ("htc_swin_s_fpn_lvis", "norms_positions"),
+        ("htc_swin_b_fpn_lvis", "norms_positions"),
+        ("htc_swin_l_fpn_lvis", "norms_positions"),
+        ("htc_r50_fpn_lvis", "norms_biases_positions"),
+        ("tiny", "norms_biases_positions"),
+    ],
+)
+def test_configs_choose_the_weight_decay_policy_of_their_recipe(name: str, policy: str) -> None:
+    assert load_config(str(REPO / "configs" / f"{name}.yaml")).train.no_decay == policy
 
 
 def test_ema_momentum_and_update_by_hand() -> None:

@@ -12,6 +12,7 @@ from tailseg.models.backbones.resnet import BLOCKS, ResNet
 
 @pytest.mark.parametrize("depth", [50, 101])
 def test_torchvision_weights_give_torchvision_features(depth: int) -> None:
+    torch.manual_seed(depth)
     ref = getattr(torchvision.models, f"resnet{depth}")(weights=None).eval()
     for m in ref.modules():  # non-trivial BN statistics, so a wrong mapping would show
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -27,7 +28,10 @@ def test_torchvision_weights_give_torchvision_features(depth: int) -> None:
         y = ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))
         for i, f in enumerate(feats):
             y = getattr(ref, f"layer{i + 1}")(y)
-            torch.testing.assert_close(f, y, rtol=1e-9, atol=1e-9)
+            # float64 noise grows with depth and activation size (seen: 1.3e-9 relative at
+            # ResNet-101); a wrong mapping differs by O(1), so 1e-7 of the scale separates them
+            scale = float(y.abs().max())
+            torch.testing.assert_close(f, y, rtol=1e-7, atol=1e-7 * scale)
     assert [f.shape[1] for f in feats] == [256, 512, 1024, 2048] == ours.out_channels
 
 

@@ -275,7 +275,7 @@ def test_swin_large_recipe_takes_a_training_step() -> None:
     model = build_model(cfg.model, cfg.infer).train()
     assert sum(p.numel() for p in model.parameters()) > 190e6  # Swin-L alone has 197M
     assert "cls_states.0.counts" in model.state_dict()  # Seesaw's class counts
-    optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
+    optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay, cfg.train.no_decay)
     before = {k: v.clone() for k, v in model.state_dict().items() if "counts" in k}
     losses = model([image()], [targets()], [0])
     total = sum(losses.values())

@@ -140,7 +140,10 @@ class BackboneConfig:
     kind: Literal["resnet", "swin"] = "resnet"
     depth: int = 50  # resnet: 14, 26, 50, 101
     base_width: int = 64  # resnet: channels of the stem; 64 is the standard width
-    frozen_stages: int = 1  # stem + this many stages take no gradient
+    # 0: every backbone parameter trains; k >= 1: the stem (ResNet conv1 + bn1, Swin patch
+    # embedding) and stages 1..k take no gradient (Swin: with their output norms, in eval mode).
+    # One meaning for both kinds, mmdetection's frozen_stages=k for k >= 1 (its -1 is 0 here)
+    frozen_stages: int = 1
     embed_dim: int = 96  # swin
     depths: tuple[int, ...] = (2, 2, 6, 2)
     num_heads: tuple[int, ...] = (3, 6, 12, 24)
@@ -153,7 +156,7 @@ class BackboneConfig:
             depths = ", ".join(map(str, RESNET_DEPTHS))
             _check(self.depth in RESNET_DEPTHS, "depth", f"{self.depth} is not one of {depths}")
         _check(self.base_width >= 4, "base_width", "must be >= 4")
-        top = 4 if self.kind == "resnet" else len(self.depths) + 2
+        top = 4 if self.kind == "resnet" else len(self.depths)  # stages
         _check(0 <= self.frozen_stages <= top, "frozen_stages", f"must be in 0..{top}")
         _check(len(self.depths) == len(self.num_heads) == 4, "depths", "need 4 stages")
         _at_least(self, 1, "embed_dim", "window_size")
@@ -178,6 +181,9 @@ class RPNConfig:
     test_pre_nms: int = 1000
     test_proposals: int = 1000
     nms_iou: float = 0.7
+    # anchors more than this many pixels outside an image are not training targets (ignored);
+    # 0 (mmdetection's HTC) keeps only anchors inside the image, null uses every anchor
+    allowed_border: float | None = 0.0
 
     def __post_init__(self) -> None:
         _each(self, "anchor_scales", 0, open_low=True)
@@ -187,6 +193,8 @@ class RPNConfig:
         _at_least(self, 1, "num_samples", "train_pre_nms", "train_proposals")
         _at_least(self, 1, "test_pre_nms", "test_proposals")
         _fraction(self, "nms_iou", open_low=True)
+        border = self.allowed_border
+        _check(border is None or border >= 0, "allowed_border", "must be >= 0 or null")
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,9 @@ class TrainConfig:
     batch_size: int = 2  # per process
     lr: float = 1e-4
     weight_decay: float = 0.05
+    # parameters without weight decay: norms, biases and position tables, or (the Swin
+    # recipe's paramwise_cfg, as the Swin configs set) norms and position tables only
+    no_decay: Literal["norms_biases_positions", "norms_positions"] = "norms_biases_positions"
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
     lr_steps: tuple[int, ...] = (16, 19)  # epochs at which the lr is divided by 10

@@ -2,34 +2,52 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
 NO_DECAY_NAMES = ("relative_position_bias_table", "absolute_pos_embed", "pos_embed")
+NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+# which parameters AdamW does not decay (`train.no_decay`):
+#   norms_biases_positions — norm layers, biases (every 1-d parameter) and position tables;
+#   norms_positions — the Swin recipe (mmdetection / CBNetV2 Swin configs, paramwise_cfg
+#     custom_keys absolute_pos_embed, relative_position_bias_table, norm → decay_mult 0):
+#     norm layers and position tables only, biases are decayed.
+NoDecay = Literal["norms_biases_positions", "norms_positions"]
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay for weights of convs and linears; none for norms, biases, position tables."""
-    decay, no_decay = [], []
-    norm_types = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d)
-    no_decay_ids = {
-        id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters()
-    }
+def parameter_groups(
+    model: nn.Module, weight_decay: float, no_decay: NoDecay = "norms_biases_positions"
+) -> list[dict]:
+    """[decayed parameters, undecayed ones (weight_decay 0)] by the `no_decay` policy; frozen
+    parameters are left out."""
+    if no_decay not in ("norms_biases_positions", "norms_positions"):
+        raise ValueError(f"no_decay: unknown policy {no_decay!r}")
+    decay, exempt = [], []
+    norm_ids = {id(p) for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters()}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim <= 1 or id(p) in no_decay_ids or name.endswith(NO_DECAY_NAMES):
-            no_decay.append(p)
+        bias = no_decay == "norms_biases_positions" and p.ndim <= 1
+        if bias or id(p) in norm_ids or name.endswith(NO_DECAY_NAMES):
+            exempt.append(p)
         else:
             decay.append(p)
     return [
         {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": exempt, "weight_decay": 0.0},
     ]
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999))
+def build_optimizer(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    no_decay: NoDecay = "norms_biases_positions",
+) -> torch.optim.AdamW:
+    groups = parameter_groups(model, weight_decay, no_decay)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
 
 
 def lr_factor(

@@ -174,7 +174,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
     # model, EMA, optimiser, schedule
     model = build_model(cfg.model, cfg.infer).to(d.device)
     ema = ModelEMA(model, tc.ema_momentum, tc.ema_gamma) if tc.ema else None
-    optimizer = build_optimizer(model, scaled_lr(tc, d.world_size), tc.weight_decay)
+    optimizer = build_optimizer(model, scaled_lr(tc, d.world_size), tc.weight_decay, tc.no_decay)
     per_epoch = -(-len(sampler) // tc.batch_size)
     if tc.max_iters_per_epoch is not None:
         per_epoch = min(per_epoch, tc.max_iters_per_epoch)

@@ -30,7 +30,7 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
                 num_heads=cfg.num_heads,
                 window_size=cfg.window_size,
                 drop_path=cfg.drop_path,
-                frozen_stages=cfg.frozen_stages - 1,
+                frozen_stages=cfg.frozen_stages,
             )
             if cfg.pretrained:
                 load_official_swin(backbone, load_checkpoint_file(cfg.pretrained))
@@ -74,6 +74,7 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
         BoxCoder(),
         ProposalSettings(r.train_pre_nms, r.train_proposals, r.nms_iou),
         ProposalSettings(r.test_pre_nms, r.test_proposals, r.nms_iou),
+        allowed_border=r.allowed_border,
     )
     roi = cfg.roi
     cls_loss = build_cls_loss(roi)

@@ -1,7 +1,8 @@
 """Anchors for every location of every pyramid level.
 
 Per level of stride s: base size s · scale, aspect ratios r = h / w (w = size / sqrt(r),
-h = size · sqrt(r)), centred on the grid points (x · s, y · s).
+h = size · sqrt(r)), centred on the grid points (x · s, y · s). `inside_image` tells which
+anchors lie inside an image, the RPN's training targets.
 """
 
 from __future__ import annotations
@@ -43,3 +44,22 @@ class AnchorGenerator:
             shifts = torch.stack([xx, yy, xx, yy], dim=-1).reshape(-1, 1, 4)  # (H·W, 1, 4)
             out.append((shifts + cell.to(device)).reshape(-1, 4))  # (H·W·A, 4)
         return out
+
+
+def inside_image(
+    anchors: Tensor, image_size: tuple[int, int], allowed_border: float = 0.0
+) -> Tensor:
+    """anchors (N, 4) xyxy → (N,) bool: within `allowed_border` pixels of the (H, W) image.
+
+    As mmdetection's `anchor_inside_flags`: x1, y1 >= -border and x2 < W + border, y2 < H +
+    border (strict, so with border 0 an anchor ending exactly on the right or bottom edge is
+    out). Pass each image's own size, not the padded batch size.
+    """
+    h, w = image_size
+    b = allowed_border
+    return (
+        (anchors[:, 0] >= -b)
+        & (anchors[:, 1] >= -b)
+        & (anchors[:, 2] < w + b)
+        & (anchors[:, 3] < h + b)
+    )

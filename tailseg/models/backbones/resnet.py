@@ -45,7 +45,9 @@ class ResNet(nn.Module):
     """C2–C5 features (strides 4, 8, 16, 32) of a bottleneck ResNet.
 
     frozen_stages: 0 trains everything, 1 freezes the stem and the first stage (the usual
-    detection setting), k freezes the stem and stages 1..k.
+    detection setting), k freezes the stem and stages 1..k (mmdetection's `frozen_stages=k`;
+    the same integer freezes the same parts of a Swin). Every norm is a FrozenBatchNorm2d, so
+    there is no train mode to keep frozen parts out of.
     """
 
     def __init__(self, depth: int = 50, base_width: int = 64, frozen_stages: int = 1) -> None:
@@ -69,6 +71,8 @@ class ResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if not 0 <= frozen_stages <= len(BLOCKS[depth]):
+            raise ValueError(f"frozen_stages: {frozen_stages} is not in 0..{len(BLOCKS[depth])}")
         self.frozen_stages = frozen_stages
         frozen = [self.conv1] + [getattr(self, f"layer{i}") for i in range(1, frozen_stages + 1)]
         for module in frozen if frozen_stages > 0 else []:

@@ -199,8 +199,11 @@ class SwinTransformer(nn.Module):
     """Features at strides 4, 8, 16, 32 with channels C, 2C, 4C, 8C.
 
     Variants: T (96, (2,2,6,2), (3,6,12,24)), S (96, (2,2,18,2), same heads), B (128,
-    (2,2,18,2), (4,8,16,32)), L (192, (2,2,18,2), (6,12,24,48)). frozen_stages: 0 trains all,
-    1 freezes the patch embedding, k >= 2 also the first k-1 stages.
+    (2,2,18,2), (4,8,16,32)), L (192, (2,2,18,2), (6,12,24,48)).
+
+    frozen_stages: 0 trains everything; k >= 1 freezes the patch embedding and stages 1..k with
+    their output norms (as ResNet's stem and stages 1..k; mmdetection's Swin `frozen_stages=k`),
+    and keeps them in eval mode (no drop path) when the model trains.
     """
 
     def __init__(
@@ -229,12 +232,27 @@ class SwinTransformer(nn.Module):
         for i, c in enumerate(self.out_channels):
             self.add_module(f"norm{i}", nn.LayerNorm(c))
         self.apply(self._init)
-        frozen = ([self.patch_embed] if frozen_stages >= 1 else []) + list(
-            self.layers[: max(frozen_stages - 1, 0)]
-        )
-        for m in frozen:
+        if not 0 <= frozen_stages <= len(depths):
+            raise ValueError(f"frozen_stages: {frozen_stages} is not in 0..{len(depths)}")
+        self.frozen_stages = frozen_stages
+        for m in self.frozen_modules():
             for p in m.parameters():
                 p.requires_grad_(False)
+        self.train()
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The patch embedding, stages 1..k and their output norms (none when k = 0)."""
+        k = self.frozen_stages
+        if k == 0:
+            return []
+        return [self.patch_embed, *self.layers[:k], *(getattr(self, f"norm{i}") for i in range(k))]
+
+    def train(self, mode: bool = True) -> SwinTransformer:
+        """Frozen parts stay in eval mode (mmdetection's `_freeze_stages` after `train`)."""
+        super().train(mode)
+        for m in self.frozen_modules():
+            m.eval()
+        return self
 
     @staticmethod
     def _init(m: nn.Module) -> None:

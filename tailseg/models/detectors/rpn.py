@@ -1,4 +1,9 @@
-"""Region proposal network: anchors → objectness and deltas → losses and proposals."""
+"""Region proposal network: anchors → objectness and deltas → losses and proposals.
+
+Training targets, per image: only anchors inside the image (its own size, within
+`allowed_border` pixels; mmdetection's RPN `allowed_border=0`) are matched to the ground truth
+and sampled; the others are ignored (label -1). `allowed_border=None` uses every anchor.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
-from tailseg.models.assign import AnchorGenerator, BoxCoder, Matcher, Sampler
+from tailseg.models.assign import AnchorGenerator, BoxCoder, Matcher, Sampler, inside_image
 from tailseg.models.heads import RPNHead
 from tailseg.models.losses import rpn_loss
 
@@ -31,6 +36,7 @@ class RPN(nn.Module):
         train_settings: ProposalSettings,
         test_settings: ProposalSettings,
         loss_beta: float = 1 / 9,
+        allowed_border: float | None = 0.0,
     ) -> None:
         super().__init__()
         self.head = head
@@ -41,6 +47,7 @@ class RPN(nn.Module):
         self.train_settings = train_settings
         self.test_settings = test_settings
         self.loss_beta = loss_beta
+        self.allowed_border = allowed_border
 
     def forward(
         self,
@@ -56,7 +63,7 @@ class RPN(nn.Module):
         proposals = [b for b, _ in self.proposals(logits, deltas, anchors, image_sizes, settings)]
         losses: dict[str, Tensor] = {}
         if gt_boxes is not None:
-            losses = self.losses(logits, deltas, anchors, gt_boxes, generators)
+            losses = self.losses(logits, deltas, anchors, gt_boxes, image_sizes, generators)
         return proposals, losses
 
     @torch.no_grad()
@@ -102,23 +109,18 @@ class RPN(nn.Module):
         deltas: list[Tensor],
         anchors: list[Tensor],
         gt_boxes: list[Tensor],
+        image_sizes: list[tuple[int, int]],
         generators: list[torch.Generator] | None = None,
     ) -> dict[str, Tensor]:
         all_anchors = torch.cat(anchors)  # (N, 4)
         obj = torch.cat(logits, dim=1)  # (B, N)
         dts = torch.cat(deltas, dim=1)  # (B, N, 4)
         labels, targets = [], []
-        with torch.no_grad():
-            for k, gt in enumerate(gt_boxes):
-                a = self.matcher(all_anchors, gt)
-                pos, neg = self.sampler(a.labels, generators[k] if generators else None)
-                lab = torch.full_like(a.labels, -1)
-                lab[pos], lab[neg] = 1, 0
-                t = torch.zeros_like(all_anchors)
-                if pos.numel():
-                    t[pos] = self.coder.encode(all_anchors[pos], gt[a.matches[pos]])
-                labels.append(lab)
-                targets.append(t)
+        for k, (gt, size) in enumerate(zip(gt_boxes, image_sizes, strict=True)):
+            g = generators[k] if generators else None
+            lab, t = self.anchor_targets(all_anchors, gt, size, g)
+            labels.append(lab)
+            targets.append(t)
         return rpn_loss(
             obj.reshape(-1),
             dts.reshape(-1, 4),
@@ -126,3 +128,30 @@ class RPN(nn.Module):
             torch.cat(targets),
             self.loss_beta,
         )
+
+    @torch.no_grad()
+    def anchor_targets(
+        self,
+        anchors: Tensor,
+        gt: Tensor,
+        image_size: tuple[int, int],
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """anchors (N, 4), gt (M, 4) of one (H, W) image → labels (N,) 1 / 0 / -1 (not sampled)
+        and target deltas (N, 4) (valid where 1). Anchors outside the image take no part: the
+        matcher (its low-quality matches included) and the sampler see the inside ones only."""
+        labels = torch.full((len(anchors),), -1, dtype=torch.long, device=anchors.device)
+        deltas = torch.zeros_like(anchors)
+        if self.allowed_border is None:
+            idx = torch.arange(len(anchors), device=anchors.device)
+        else:
+            idx = torch.nonzero(inside_image(anchors, image_size, self.allowed_border)).flatten()
+        if not idx.numel():
+            return labels, deltas
+        inside = anchors[idx]
+        a = self.matcher(inside, gt)
+        pos, neg = self.sampler(a.labels, generator)
+        labels[idx[pos]], labels[idx[neg]] = 1, 0
+        if pos.numel():
+            deltas[idx[pos]] = self.coder.encode(inside[pos], gt[a.matches[pos]])
+        return labels, deltas

@@ -1,8 +1,8 @@
 """Box head: two shared fully connected layers, a classifier and class-agnostic box deltas.
 
-The classifier is linear or cosine (`CosineLinear`: normalised features · normalised weights ×
-temperature), and has as many outputs as the classification loss asks for (C + 1 for softmax,
-C + 2 for Seesaw's objectness pair).
+The classifier is linear or cosine (`CosineLinear`: temperature × normalised features ·
+normalised weights, plus a bias), and has as many outputs as the classification loss asks for
+(C + 1 for softmax, C + 2 for Seesaw's objectness pair).
 """
 
 from __future__ import annotations
@@ -13,18 +13,28 @@ from torch import Tensor, nn
 
 
 class CosineLinear(nn.Module):
-    """logits = temperature · (x / |x|) · (W / |W|)ᵀ (no bias)."""
+    """logits = temperature · (x / (|x| + eps)) · (W / (|W| + eps))ᵀ + b, as mmdetection's
+    `NormedLinear` (temperature 20, eps 1e-6; the bias is added after the temperature).
 
-    def __init__(self, in_features: int, out_features: int, temperature: float = 20.0) -> None:
+    W starts as N(0, 0.01²) and b at 0; both are learned. A state dict saved before the bias
+    existed lacks `bias`, so a strict load names the missing `…cls.bias` key.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, temperature: float = 20.0, eps: float = 1e-6
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
         nn.init.normal_(self.weight, std=0.01)
         self.temperature = temperature
+        self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x / (x.norm(dim=1, keepdim=True) + 1e-6)
-        w = self.weight / (self.weight.norm(dim=1, keepdim=True) + 1e-6)
-        return self.temperature * F.linear(x, w)
+        """x (N, in_features) → logits (N, out_features)."""
+        x = x / (x.norm(dim=1, keepdim=True) + self.eps)
+        w = self.weight / (self.weight.norm(dim=1, keepdim=True) + self.eps)
+        return F.linear(self.temperature * x, w, self.bias)
 
 
 class BoxHead(nn.Module):

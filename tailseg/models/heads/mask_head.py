@@ -1,8 +1,12 @@
 """HTC mask head: four 3×3 convs, a 2× deconvolution and class-specific 28×28 logits.
 
-Mask information flow: a later stage adds a 1×1 conv of the previous stages' mask features
-(`res_feat`) to its RoI features before its convs. Logits are computed for given labels only
-(one channel per RoI), so memory grows with RoIs, not RoIs × classes.
+Mask information flow: a later stage adds ReLU(1×1 conv) of the previous stages' mask features
+(`res_feat`) to its RoI features before its convs, as mmdetection's `HTCMaskHead` (`conv_res`,
+a ConvModule: conv + ReLU). Logits are computed for given labels only (one channel per RoI), so
+memory grows with RoIs, not RoIs × classes.
+
+Initialisation as mmdetection's `FCNMaskHead` / ConvModule: every conv, the deconvolution and
+the logits get Kaiming-normal weights (fan_out, ReLU gain) and zero biases.
 """
 
 from __future__ import annotations
@@ -33,12 +37,11 @@ class HTCMaskHead(nn.Module):
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
-        nn.init.normal_(self.logits.weight, std=0.001)
 
     def features(self, x: Tensor, res_feat: Tensor | None = None) -> Tensor:
         """roi_feats (R, C, 14, 14) [+ previous mask features] → mask features (R, D, 14, 14)."""
         if self.res is not None and res_feat is not None:
-            x = x + self.res(res_feat)
+            x = x + F.relu(self.res(res_feat))
         for conv in self.convs:
             x = F.relu(conv(x))
         return x
