@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_swin_l_drops_paths_as_the_cbnetv2_recipe() -> None:
-    cfg = load_config(str(REPO / "configs" / "htc_swin_l_fpn_lvis.yaml")).model.backbone
+    cfg = load_config(str(REPO / "tailseg" / "configs" / "htc_swin_l_fpn_lvis.yaml")).model.backbone
     with torch.device("meta"):  # Swin-L's shapes only, no memory
         swin = build_backbone(cfg)
     rates = [b.drop_path for stage in swin.layers for b in stage.blocks]

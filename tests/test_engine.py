@@ -96,7 +96,7 @@ def test_swin_recipe_decays_biases_but_not_norms_or_position_tables() -> None:
     ],
 )
 def test_configs_choose_the_weight_decay_policy_of_their_recipe(name: str, policy: str) -> None:
-    assert load_config(str(REPO / "configs" / f"{name}.yaml")).train.no_decay == policy
+    assert load_config(str(REPO / "tailseg" / "configs" / f"{name}.yaml")).train.no_decay == policy
 
 
 def test_ema_momentum_and_update_by_hand() -> None:
