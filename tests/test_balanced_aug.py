@@ -53,7 +53,8 @@ def test_mosaic_fits_each_image_to_half_the_canvas_sides() -> None:
     for k, (y0, x0) in enumerate([(0, 0), (0, 60), (40, 0), (40, 60)]):
         assert (out[:, y0 : y0 + 40, x0 : x0 + 60] == COLORS[k]).all()
     assert t.labels.tolist() == [0, 1, 2, 3]
-    assert t.boxes.tolist() == [[5, 5, 55, 35], [65, 5, 115, 35], [5, 45, 55, 75], [65, 45, 115, 75]]
+    boxes = [[5, 5, 55, 35], [65, 5, 115, 35], [5, 45, 55, 75], [65, 45, 115, 75]]
+    assert t.boxes.tolist() == boxes
     # 30×50 px each: a quarter of the 60×100 px the object has when its image alone is resized
     # to the same 80×120 output (test_resize_scales_the_object: box 100×60)
     assert areas(t) == [1500] * 4
