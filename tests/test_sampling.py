@@ -99,3 +99,15 @@ def test_stats_command_reports_rfs(coco43_json, tmp_path, capsys) -> None:
     assert s["rfs_epoch_length"] == pytest.approx(r.sum()) and s["rfs_epoch_length"] > 43
     assert s["rfs_epoch_length_ceil"] == np.ceil(r).sum() >= s["rfs_epoch_length"]
     assert "repeat factor sampling (t = 0.1)" in capsys.readouterr().out
+
+
+def test_category_repeat_factors_by_hand() -> None:
+    from tailseg.data.sampling import category_repeat_factors
+
+    classes = [[1]] * 88 + [[1, 2]] + [[1, 3]] * 10 + [[]]
+    r = category_repeat_factors(ann_file(classes), threshold=0.4)
+    # f(1) = 0.99 → 1; f(2) = 0.01 → sqrt(0.4/0.01) = sqrt(40); f(3) = 0.1 → sqrt(4) = 2
+    assert r.keys() == {1, 2, 3} and r[1] == 1.0 and math.isclose(r[2], math.sqrt(40))
+    assert math.isclose(r[3], 2.0)
+    # an image's factor is the largest of its classes'
+    assert math.isclose(repeat_factors(ann_file(classes), threshold=0.4)[88], math.sqrt(40))

@@ -94,6 +94,9 @@ def test_every_transform_keeps_boxes_tight(synth: InstanceDataset, seed: int) ->
         lambda i, t: random_crop(i, t, g, 1.0, 0.5),
         lambda i, t: color_jitter(i, t, g, prob=1.0),
         lambda i, t: copy_paste(i, t, sample(synth, seed + 1), g),
+        lambda i, t: copy_paste(
+            i, t, sample(synth, seed + 2), g, 1.0, scale_range=(0.5, 2.0), flip_prob=0.5
+        ),
     ):
         image, t = step(image, t)
         check(image, t)
@@ -150,7 +153,7 @@ def test_resize_scales_the_object() -> None:
 def test_copy_paste_by_construction() -> None:
     dst_img, dst = solid(20, label=0)  # one object covering the middle
     src_img, src = solid(200, label=3)  # same size: pasted over the same region
-    out, t = copy_paste(dst_img, dst, (src_img, src), gen(), select_prob=1.0, blend_sigma=0)
+    out, t = copy_paste(dst_img, dst, (src_img, src), gen(), keep_prob=1.0, blend_sigma=0)
     # the destination object is fully covered → dropped as too occluded; the pasted one stays
     assert t.labels.tolist() == [3]
     assert (out[:, 5:35, 5:55] == 200).all() and (out[:, :5] == 20).all()

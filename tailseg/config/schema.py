@@ -81,18 +81,26 @@ class SynthConfig:
 class AugmentConfig:
     """The training pipeline: RFS → mosaic → copy-paste → resize → flip → crop → colour jitter.
 
-    Sizes are short sides (pixels); `max_size` caps the long side. The report uses 400–1400
-    (640–1400 for mosaic images).
+    Sizes are short sides (pixels); `max_size` caps the long side. A mosaic is four images at
+    half the canvas's sides, the canvas then sized like any image: short side in
+    `mosaic_scale_range`, null = `scale_range` (the report: 640–1400 for every image when
+    mosaic is on, against 400–1400 without, so that its quarter-size objects are not too small).
+    Copy-paste keeps a source instance of class c with probability
+    `copy_paste_select_prob` · r(c) / r(source) (`copy_paste_balanced`; off: the same
+    probability for all) and rescales the source to s × the destination's short side, s
+    log-uniform in `copy_paste_scale_range`.
     """
 
     rfs_threshold: float = 0.001
     rfs_mode: Literal["stochastic", "ceil"] = "stochastic"
-    scale_range: tuple[int, int] = (400, 1400)
+    scale_range: tuple[int, int] = (640, 1400)
     max_size: int = 1600
     mosaic_prob: float = 0.5
-    mosaic_scale_range: tuple[int, int] = (640, 1400)
+    mosaic_scale_range: tuple[int, int] | None = None
     copy_paste_prob: float = 0.5
     copy_paste_select_prob: float = 0.5
+    copy_paste_balanced: bool = True
+    copy_paste_scale_range: tuple[float, float] = (0.5, 2.0)
     flip_prob: float = 0.5
     crop_prob: float = 0.3
     crop_min_fraction: float = 0.6
@@ -109,8 +117,11 @@ class AugmentConfig:
         _fraction(self, "crop_min_fraction", open_low=True)
         _check(0.0 <= self.hue <= 0.5, "hue", "must be in [0, 0.5]")
         for name in ("scale_range", "mosaic_scale_range"):
-            lo, hi = getattr(self, name)
-            _check(16 <= lo <= hi, name, "need 16 <= low <= high")
+            if getattr(self, name) is not None:
+                lo, hi = getattr(self, name)
+                _check(16 <= lo <= hi, name, "need 16 <= low <= high")
+        lo, hi = self.copy_paste_scale_range
+        _check(0.1 <= lo <= hi <= 10, "copy_paste_scale_range", "need 0.1 <= low <= high <= 10")
         _check(self.max_size >= self.scale_range[0], "max_size", "must be >= the smallest scale")
 
 

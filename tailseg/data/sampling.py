@@ -2,6 +2,7 @@
 
 r(c) = max(1, sqrt(t / f(c))) with f(c) the fraction of training images containing class c;
 an image repeats r(I) = max over its classes of r(c) times per epoch (1 without annotations).
+`category_repeat_factors` gives r(c) itself (balanced copy-paste keeps instances by it).
 Each epoch rounds r(I) stochastically (floor + Bernoulli of the fraction) with a generator
 seeded by (seed, epoch) — the same on every rank — shuffles, pads to a multiple of the number
 of ranks by repeating its head, and gives rank k every k-th index, so ranks are disjoint and
@@ -24,20 +25,30 @@ from tailseg.data.annotations import AnnotationFile
 log = logging.getLogger("tailseg.data")
 
 
+def category_repeat_factors(
+    ann: AnnotationFile, threshold: float = 0.001, images: list | None = None
+) -> dict[int, float]:
+    """r(c) = max(1, sqrt(t / f(c))) by category id, for the categories with a non-crowd
+    instance in `images` (default: every image of the file); f(c) is the fraction of `images`
+    containing c."""
+    images = ann.images if images is None else images
+    n = len(images)
+    image_count: dict[int, int] = {}
+    for im in images:
+        for c in {a.category_id for a in ann.anns_by_image[im.id] if not a.iscrowd}:
+            image_count[c] = image_count.get(c, 0) + 1
+    return {c: max(1.0, math.sqrt(threshold / (k / n))) for c, k in image_count.items()}
+
+
 def repeat_factors(
     ann: AnnotationFile, threshold: float = 0.001, images: list | None = None
 ) -> np.ndarray:
     """r(I) (N,) float64 for `images` (default: every image of the file, in file order)."""
     images = ann.images if images is None else images
-    n = len(images)
-    if n == 0:
+    if len(images) == 0:
         return np.zeros(0)
+    r_cat = category_repeat_factors(ann, threshold, images)
     cats_of = [{a.category_id for a in ann.anns_by_image[im.id] if not a.iscrowd} for im in images]
-    image_count: dict[int, int] = {}
-    for cats in cats_of:
-        for c in cats:
-            image_count[c] = image_count.get(c, 0) + 1
-    r_cat = {c: max(1.0, math.sqrt(threshold / (k / n))) for c, k in image_count.items()}
     return np.array([max((r_cat[c] for c in cats), default=1.0) for cats in cats_of])
 
 
