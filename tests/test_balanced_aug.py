@@ -157,6 +157,7 @@ def test_copy_paste_jitters_the_source_scale_and_places_it_anywhere() -> None:
         pasted = t.boxes[t.labels == 3][0].tolist()
         assert pasted[2] - pasted[0] == 26 and pasted[3] - pasted[1] == 16
         assert areas(t.select(t.labels == 3)) == [16 * 26]
+        assert (out[:, t.masks[t.labels == 3][0]] == 200).all()  # the source's pixels came along
         corners.add(tuple(pasted[:2]))
     assert len(corners) > 1  # the 20×30 source lands at a random offset in the 40×60 image
 
