@@ -17,7 +17,7 @@ from tailseg.engine import checkpoint
 from tailseg.engine.checkpoint import CheckpointError
 from tailseg.engine.ema import ModelEMA
 from tailseg.engine.optim import lr_factor, parameter_groups
-from tests.test_htc import tiny_model
+from tests.test_htc import TINY_SWIN, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,14 +60,7 @@ SWIN_KEYS = ("absolute_pos_embed", "relative_position_bias_table", "norm")  # th
 
 
 def test_swin_recipe_decays_biases_but_not_norms_or_position_tables() -> None:
-    model = tiny_model(
-        "model.backbone.kind=swin",
-        "model.backbone.embed_dim=16",
-        "model.backbone.depths=[2,2,2,2]",
-        "model.backbone.num_heads=[1,2,4,8]",
-        "model.backbone.window_size=4",
-        "model.roi.classifier=cosine",
-    )
+    model = tiny_model(*TINY_SWIN, "model.roi.classifier=cosine")
     names = {id(p): n for n, p in model.named_parameters()}
     decay, no_decay = parameter_groups(model, 0.05, "norms_positions")
     no = {names[id(p)] for p in no_decay["params"]}

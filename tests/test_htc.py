@@ -15,6 +15,13 @@ from tests.conftest import float64
 
 TINY = Path(__file__).resolve().parents[1] / "tailseg" / "configs" / "tiny.yaml"
 C = 6
+TINY_SWIN = (  # a Swin backbone small enough for unit tests
+    "model.backbone.kind=swin",
+    "model.backbone.embed_dim=16",
+    "model.backbone.depths=[2,2,2,2]",
+    "model.backbone.num_heads=[1,2,4,8]",
+    "model.backbone.window_size=4",
+)
 
 
 def tiny_model(*overrides: str) -> HybridTaskCascade:
@@ -139,14 +146,7 @@ def test_overfits_two_images() -> None:
 
 
 def test_swin_backbone_trains_and_infers_through_htc() -> None:
-    model = tiny_model(
-        "model.backbone.kind=swin",
-        "model.backbone.embed_dim=16",
-        "model.backbone.depths=[2,2,2,2]",
-        "model.backbone.num_heads=[1,2,4,8]",
-        "model.backbone.window_size=4",
-        "infer.max_per_img=10",
-    ).train()
+    model = tiny_model(*TINY_SWIN, "infer.max_per_img=10").train()
     losses = model([image()], [targets()])
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())
