@@ -19,6 +19,7 @@ from tailseg.engine import checkpoint
 from tailseg.engine.optim import build_optimizer
 from tailseg.engine.trainer import train
 from tailseg.models.build import build_model
+from tests.conftest import float64
 from tests.test_htc import image, targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,13 +202,9 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path: Path) -> No
 def _initial(tmp_path: Path) -> dict[str, torch.Tensor]:
     """The weights the runs started from (same seed, float64)."""
     cfg = load_config(str(REPO / "tailseg" / "configs" / "tiny.yaml"), [*SMALL, *SAME_SIZE])
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with float64():
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model, cfg.infer)
-    finally:
-        torch.set_default_dtype(default)
     return {k: v for k, v in model.state_dict().items() if v.dtype.is_floating_point}
 
 
