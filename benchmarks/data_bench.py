@@ -133,6 +133,7 @@ def measure(args: argparse.Namespace) -> None:
     from tailseg.cli.common import load_run_config
     from tailseg.data.splits import split_files
 
+    torch.set_num_threads(1)  # as in a loader worker (and immune to busy cores)
     cfg = load_run_config(args.config, args.overrides)
     folder = CACHE / f"measure_{Path(args.config).stem}"
     base = InstanceDataset(*split_files(cfg, "train", folder), only_annotated=True)
