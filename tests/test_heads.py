@@ -46,7 +46,7 @@ def test_information_flow_adds_the_relu_of_the_1x1_conv() -> None:
         assert torch.equal(head.features(x, prev), head.features(x, None))
         head.res.weight.neg_()  # now conv_res(prev) = prev > 0, passed on as is
         assert torch.equal(head.features(x, prev), head.features(prev, None))
-        logits, feat = head(x, prev)
+        (logits,), feat = head(x, prev)
     assert logits.shape == (3, 8, 28, 28) and feat.shape == (3, 4, 14, 14)
 
 

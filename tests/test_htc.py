@@ -22,6 +22,7 @@ TINY_SWIN = (  # a Swin backbone small enough for unit tests
     "model.backbone.num_heads=[1,2,4,8]",
     "model.backbone.window_size=4",
 )
+REFINE_MS = ("model.roi.mask_heads=[htc,htc,refinemask]", "model.roi.mask_scoring=true")
 
 
 def tiny_model(*overrides: str) -> HybridTaskCascade:
@@ -162,12 +163,13 @@ def test_masks_of_shared_boxes_are_computed_once_and_equal() -> None:
     boxes = box[[0, 1, 0, 0]]  # box 0 kept for three classes
     labels = torch.tensor([1, 2, 3, 1])
     with torch.no_grad():
-        got = model.masks(feats, [boxes], labels)
+        got, ious = model.masks(feats, [boxes], labels)
+        assert ious is None  # no Mask Scoring
         rois = torch.cat([torch.zeros(4, 1), boxes], 1)
         x = model.mask_pool(feats, rois)
         res, acc = None, 0
         for head in model.mask_heads:  # every class channel, then pick: the plain definition
-            logits, res = head(x, res)
+            (logits,), res = head(x, res)
             acc = acc + logits[torch.arange(4), labels].sigmoid()
     torch.testing.assert_close(got, acc / 3)
     torch.testing.assert_close(got[0], got[3])

@@ -18,7 +18,7 @@ from tailseg.engine import checkpoint
 from tailseg.evaluation import from_results
 from tailseg.models.build import build_model
 from tailseg.models.detectors.htc import HybridTaskCascade
-from tests.test_htc import TINY
+from tests.test_htc import REFINE_MS, TINY
 
 OVERRIDES = [
     "model.num_classes=6",
@@ -88,6 +88,49 @@ def test_checkpoint_that_does_not_fit_is_named(setup, tmp_path: Path, capsys) ->
     args = predict_args(bad, tmp_path / "o", "--dataset", str(val))
     assert main(args) == 2
     assert f"{bad}: weights do not fit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("saved", "wanted", "key"),
+    [
+        ([], ["model.roi.mask_scoring=true"], "model.roi.mask_scoring"),
+        (REFINE_MS, [], "model.roi.mask_heads[2]"),
+    ],
+)
+def test_a_checkpoint_without_the_configs_heads_names_the_key(
+    setup, tmp_path: Path, capsys, saved: list[str], wanted: list[str], key: str
+) -> None:
+    val, _ = setup
+    ckpt = tmp_path / "other.pt"
+    model = build_model(load_config(str(TINY), [*OVERRIDES, *saved]).model)
+    checkpoint.save(ckpt, {"model": model.state_dict()})
+    args = predict_args(ckpt, tmp_path / "o", "--dataset", str(val))
+    assert main([*args[:2], *wanted, *args[2:]]) == 2
+    err = capsys.readouterr().err
+    assert f"{ckpt}: weights do not fit" in err and key in err
+
+
+def test_mask_scoring_results_carry_mask_and_box_scores(setup, tmp_path: Path) -> None:
+    val, _ = setup
+    ckpt = tmp_path / "ms.pt"
+    torch.manual_seed(0)
+    model = build_model(load_config(str(TINY), [*OVERRIDES, *REFINE_MS]).model)
+    with torch.no_grad():  # a fixed positive IoU prediction: mask score = 0.6 × box score
+        model.mask_iou_head.iou.weight.zero_()
+        model.mask_iou_head.iou.bias.fill_(0.6)
+    checkpoint.save(ckpt, {"model": model.state_dict()})
+    out = tmp_path / "pred"
+    args = predict_args(ckpt, out, "--dataset", str(val), "--no-progress")
+    assert main([*args[:2], *REFINE_MS, *args[2:]]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results and all("bbox_score" in r for r in results)
+    score = np.array([r["score"] for r in results])
+    box = np.array([r["bbox_score"] for r in results])
+    np.testing.assert_allclose(score, 0.6 * box, atol=2e-6)
+    gt = AnnotationFile.load(val)
+    by_box = from_results(results, gt, need_masks=False, box_scores=True)
+    by_mask = from_results(results, gt, need_masks=True)
+    assert np.array_equal(by_box.scores, box) and np.array_equal(by_mask.scores, score)
 
 
 @pytest.fixture(scope="module")

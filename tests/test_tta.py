@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tailseg.config import InferConfig
 from tailseg.engine.evaluate import predict_image
 from tailseg.inference.tta import Augmented, from_frame, to_frame, tta_detect
 from tests.conftest import float64
-from tests.test_htc import image, tiny_model
+from tests.test_htc import REFINE_MS, image, tiny_model
+
+MODELS = pytest.mark.parametrize("heads", [(), REFINE_MS], ids=["htc", "refinemask+ms"])
 
 
-def test_one_scale_without_flip_is_plain_inference() -> None:
-    model = tiny_model("infer.max_per_img=30").eval()
+@MODELS
+def test_one_scale_without_flip_is_plain_inference(heads: tuple[str, ...]) -> None:
+    model = tiny_model("infer.max_per_img=30", *heads).eval()
     img = image(90, 120, seed=4)
     infer = InferConfig(short_side=112, max_size=160)
     plain = predict_image(model, img, infer)
     tta = tta_detect(model, img, [(160, 112)], flip=False)
     assert tta.image_size == plain.image_size == (90, 120)
-    for field in ("boxes", "scores", "labels", "masks"):
+    for field in ("boxes", "scores", "labels", "masks", "segm_scores"):
         assert torch.equal(getattr(tta, field), getattr(plain, field)), field
+    assert (plain.mask_scores is None) == (not heads)
 
 
 def test_frame_mapping_round_trips() -> None:
@@ -30,9 +35,10 @@ def test_frame_mapping_round_trips() -> None:
     assert to_frame(boxes, (1.0, 1.0), True, width=100)[0].tolist() == [70.0, 5.0, 90.0, 25.0]
 
 
-def test_flip_merge_on_a_symmetric_image_is_symmetric() -> None:
+@MODELS
+def test_flip_merge_on_a_symmetric_image_is_symmetric(heads: tuple[str, ...]) -> None:
     with float64():  # an image and its mirror run through mirrored kernels: conftest.float64
-        model = tiny_model().eval()
+        model = tiny_model(*heads).eval()
         half = image(96, 64, seed=8)
         img = torch.cat([half, half.flip(-1)], dim=-1)  # (3, 96, 128), mirror-symmetric
         assert torch.equal(img, img.flip(-1))
@@ -44,19 +50,26 @@ def test_flip_merge_on_a_symmetric_image_is_symmetric() -> None:
         mirror = torch.stack([128 - boxes[:, 2], boxes[:, 1], 128 - boxes[:, 0], boxes[:, 3]], 1)
         probs, out = aug.score(torch.cat([boxes, mirror]))
         labels = torch.arange(6) % 6
-        masks = aug.masks(torch.cat([boxes, mirror]), torch.cat([labels, labels]))
+        masks, ious = aug.masks(torch.cat([boxes, mirror]), torch.cat([labels, labels]))
     assert probs.dtype == torch.float64
     torch.testing.assert_close(probs[:6], probs[6:], rtol=1e-9, atol=1e-12)
     out_mirror = torch.stack([128 - out[6:, 2], out[6:, 1], 128 - out[6:, 0], out[6:, 3]], 1)
     torch.testing.assert_close(out[:6], out_mirror, rtol=1e-9, atol=1e-7)
     torch.testing.assert_close(masks[:6], masks[6:].flip(-1), rtol=1e-9, atol=1e-9)
+    assert masks.shape[-1] == (112 if heads else 28)
+    if heads:  # a box and its mirror: equal predicted mask IoUs
+        torch.testing.assert_close(ious[:6], ious[6:], rtol=1e-9, atol=1e-12)
 
 
-def test_multi_scale_flip_tta_returns_image_frame_detections() -> None:
-    model = tiny_model("infer.max_per_img=25").eval()
+@MODELS
+def test_multi_scale_flip_tta_returns_image_frame_detections(heads: tuple[str, ...]) -> None:
+    model = tiny_model("infer.max_per_img=25", *heads).eval()
     img = image(80, 100, seed=9)
     det = tta_detect(model, img, [(128, 96), (160, 120)], flip=True)
     assert det.image_size == (80, 100) and 0 < len(det) <= 25
     assert (det.boxes[:, 2] <= 100).all() and (det.boxes[:, 3] <= 80).all()
-    assert det.masks.shape == (len(det), 28, 28)
+    side = 112 if heads else 28
+    assert det.masks.shape == (len(det), side, side)
     assert len(det.to_rles()) == len(det)
+    if heads:  # mask score = box score × the mean predicted IoU, in [0, box score]
+        assert (det.mask_scores <= det.scores).all() and (det.mask_scores >= 0).all()

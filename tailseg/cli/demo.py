@@ -43,7 +43,7 @@ def draw_predictions(cfg: Config, run_dir: Path, n: int, min_score: float = 0.3)
     """Overlays of the best checkpoint's detections (score >= min_score, at most 20)."""
     state = checkpoint.load(run_dir / "best.pt")
     model = build_model(cfg.model, cfg.infer)
-    model.load_state_dict(state["model"])
+    checkpoint.load_weights(model, state["model"], run_dir / "best.pt")
     model.eval()
     val = InstanceDataset(run_dir / "data" / "val.json", run_dir / "data" / "images")
     names = [c.name for c in val.ann.categories]
@@ -51,14 +51,14 @@ def draw_predictions(cfg: Config, run_dir: Path, n: int, min_score: float = 0.3)
     for i in range(min(n, len(val))):
         image = val.load_image(i)
         det = predict_image(model, image, cfg.infer)
-        keep = (det.scores >= min_score).nonzero().flatten()[:20]
+        keep = det.top(min_score, 20)
         masks = det.bitmaps(keep, cfg.infer.mask_threshold)
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
         t = val.targets(i)
         draw_instances(axes[0], image, t.boxes, t.masks, t.labels, names)
         axes[0].set_title(f"ground truth · image {val.images[i].id}", fontsize=8)
         draw_instances(
-            axes[1], image, det.boxes[keep], masks, det.labels[keep], names, det.scores[keep]
+            axes[1], image, det.boxes[keep], masks, det.labels[keep], names, det.segm_scores[keep]
         )
         axes[1].set_title(f"prediction (score ≥ {min_score})", fontsize=8)
         out.append(save_png(fig, run_dir / "predictions" / f"{val.images[i].id:012d}.png"))

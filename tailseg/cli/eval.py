@@ -64,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     start = time.perf_counter()
     gt = AnnotationFile.load(args.gt, keep_degenerate=True)
-    dets = load_results(args.results, gt, need_masks=protocol.iou_type != "bbox")
+    dets = load_results(
+        args.results,
+        gt,
+        need_masks=protocol.iou_type != "bbox",
+        box_scores=protocol.iou_type == "bbox",
+    )
     result = evaluate(gt, dets, protocol, progress=True)
     print(format_result(result))
     print(f"time {time.perf_counter() - start:.1f} s")

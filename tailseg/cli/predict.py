@@ -108,10 +108,11 @@ def run(args: argparse.Namespace) -> int:
     names = [c.name for c in categories]
 
     def draw(item, image, det) -> None:
-        keep = (det.scores >= args.score_threshold).nonzero().flatten()[: args.topk]
+        keep = det.top(args.score_threshold, args.topk)
         masks = det.bitmaps(keep, cfg.infer.mask_threshold)
         fig, ax = plt.subplots(figsize=(6, 6 * image.shape[-2] / image.shape[-1]))
-        draw_instances(ax, image, det.boxes[keep], masks, det.labels[keep], names, det.scores[keep])
+        scores = det.segm_scores[keep]
+        draw_instances(ax, image, det.boxes[keep], masks, det.labels[keep], names, scores)
         save_png(fig, out / "overlays" / f"{item.image_id:012d}.png")
 
     results, skipped = predict_images(
@@ -134,7 +135,12 @@ def run(args: argparse.Namespace) -> int:
     if gt is not None:
         protocol = make_protocol(args.protocol, args.iou_type)
         predicted = {r["image_id"] for r in results}
-        dets = from_results(results, gt, need_masks=protocol.iou_type != "bbox")
+        dets = from_results(
+            results,
+            gt,
+            need_masks=protocol.iou_type != "bbox",
+            box_scores=protocol.iou_type == "bbox",
+        )
         result = evaluate(gt, dets, protocol)
         print(format_result(result))
         atomic_write_json(out / "metrics.json", result.to_json(), indent=1)

@@ -230,14 +230,34 @@ class RoIConfig:
     seesaw_p: float = 0.8
     seesaw_q: float = 2.0
     seesaw_eps: float = 0.01
-    box_loss_weight: float = 1.0
-    mask_head: Literal["htc"] = "htc"
+    box_loss_weight: float = 1.0  # scales the box head's classification and regression losses
+    # one mask head per stage: "htc" (4 convs, 28×28) or "refinemask" (the last stage only:
+    # 14 → 112 with a semantic branch and boundary-aware loss)
+    mask_heads: tuple[Literal["htc", "refinemask"], ...] = ("htc", "htc", "htc")
+    # the final mask: "mean" of every stage's (at the last head's size) or the "last" stage's
+    mask_merge: Literal["mean", "last"] = "mean"
+    mask_scoring: bool = False  # a MaskIoU head on the last stage: mask score = box × IoU
+    mask_iou_weight: float = 0.5
 
     def __post_init__(self) -> None:
         n = len(self.stage_ious)
         _check(n >= 1, "stage_ious", "need at least one stage")
         _check(len(self.stage_weights) == n, "stage_weights", f"need {n} values (one per stage)")
         _check(len(self.stage_stds) == n, "stage_stds", f"need {n} values (one per stage)")
+        _check(len(self.mask_heads) == n, "mask_heads", f"need {n} values (one per stage)")
+        for i, kind in enumerate(self.mask_heads[:-1]):
+            _check(
+                kind != "refinemask",
+                f"mask_heads[{i}]",
+                "refinemask is the last stage's head only (its 112×112 masks feed no later stage)",
+            )
+        if "refinemask" in self.mask_heads:
+            _check(
+                self.mask_conv_dim % 8 == 0 and self.mask_conv_dim >= 32,
+                "mask_conv_dim",
+                "RefineMask halves it three times: need a multiple of 8, >= 32",
+            )
+        _check(self.mask_iou_weight >= 0, "mask_iou_weight", "must be >= 0")
         _check(all(len(s) == 4 for s in self.stage_stds), "stage_stds", "each needs 4 values")
         _each(self, "stage_ious", 0, 1)
         _each(self, "stage_weights", 0)

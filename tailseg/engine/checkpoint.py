@@ -55,6 +55,48 @@ def category_entries(categories: Iterable[Any]) -> list[dict[str, Any]]:
     return [{"id": int(c.id), "name": str(c.name)} for c in categories]
 
 
+# parts of the model a config key switches on or off, to name in a mismatch
+_SWITCHES = (
+    (r"mask_iou_head\.", "model.roi.mask_scoring"),
+    (r"mask_heads\.(\d+)\.", "model.roi.mask_heads[{}]"),
+)
+
+
+def _which_key(names: list[str]) -> str:
+    """The config key behind a set of state-dict names, or the first few names."""
+    for pattern, key in _SWITCHES:
+        found = sorted({m.groups() for n in names if (m := re.match(pattern, n))})
+        if found:
+            return ", ".join(key.format(*g) for g in found)
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, Any], source: str | Path) -> None:
+    """Load a checkpoint's `model` weights strictly; a mismatch is one line naming the config
+    key behind it (e.g. a checkpoint without Mask Scoring for a model with it)."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{source}: model: expected a dict of tensors")
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    if missing:
+        raise CheckpointError(
+            f"{source}: weights do not fit the config's model: none for {_which_key(missing)} "
+            f"({len(missing)} tensors, e.g. {missing[0]}); trained with another setting?"
+        )
+    if unexpected:
+        raise CheckpointError(
+            f"{source}: weights do not fit the config's model: it has no "
+            f"{_which_key(unexpected)} ({len(unexpected)} tensors, e.g. {unexpected[0]})"
+        )
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"{source}: weights do not fit the config's model ({str(e)[:300]})"
+        ) from None
+
+
 def save(path: str | Path, state: dict[str, Any], keep_previous: bool = False) -> None:
     path = Path(path)
     buf = io.BytesIO()

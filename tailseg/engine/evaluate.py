@@ -85,6 +85,7 @@ def predict_split(
                 "image_id": data.images[i].id,
                 "labels": det.labels.cpu(),
                 "scores": det.scores.cpu(),
+                "mask_scores": det.segm_scores.cpu(),
                 "boxes": det.boxes.cpu(),
                 "rles": det.to_rles(infer.mask_threshold),
             }
@@ -95,16 +96,18 @@ def predict_split(
 def evaluate_predictions(
     gt: AnnotationFile, predictions: list[dict[str, Any]], cfg: Config, image_ids: set[int]
 ) -> dict[str, dict[str, float]]:
-    """{"segm": LVIS stats, ..., "challenge2021": AP‡ stats} over the predicted images."""
+    """{"segm": LVIS stats, ..., "challenge2021": AP‡ stats} over the predicted images; boxes
+    rank by their scores, masks by their mask scores (Mask Scoring's where predicted)."""
     if len(image_ids) < len(gt.images):  # evaluate on the subset that was predicted
         gt = _subset(gt, image_ids)
-    dets = Detections.from_predictions(gt, predictions)
+    by_box = Detections.from_predictions(gt, predictions)
+    by_mask = Detections.from_predictions(gt, predictions, score_key="mask_scores")
     out = {}
     for iou in cfg.eval.iou_types:
         p = make_protocol(cfg.eval.protocol, iou, max_dets_per_image=cfg.eval.max_dets_per_image)
-        out[iou] = evaluate(gt, dets, p).stats
+        out[iou] = evaluate(gt, by_box if iou == "bbox" else by_mask, p).stats
     if cfg.eval.challenge:
-        out["challenge2021"] = evaluate(gt, dets, make_protocol("challenge2021")).stats
+        out["challenge2021"] = evaluate(gt, by_mask, make_protocol("challenge2021")).stats
     return out
 
 

@@ -186,7 +186,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
     if found is not None:
         path, ck = found
         try:
-            model.load_state_dict(ck["model"])
+            checkpoint.load_weights(model, ck["model"], path)
             if ema is not None and ck.get("ema") is not None:
                 ema.load_state_dict(ck["ema"])
             optimizer.load_state_dict(ck["optimizer"])

@@ -40,10 +40,13 @@ class Detections:
         return int(self.scores.shape[0])
 
     @staticmethod
-    def from_predictions(gt: AnnotationFile, predictions: list[dict[str, Any]]) -> Detections:
+    def from_predictions(
+        gt: AnnotationFile, predictions: list[dict[str, Any]], score_key: str = "scores"
+    ) -> Detections:
         """Columns from per-image model outputs, no json involved (the trainer's path).
 
-        Each prediction: `image_id` (int), `labels` (N,) contiguous 0..C-1, `scores` (N,), and
+        Each prediction: `image_id` (int), `labels` (N,) contiguous 0..C-1, `scores` (N,)
+        (or the column `score_key`, e.g. `mask_scores`, where a prediction has it), and
         `masks` (N, H, W) bool at the image's size and/or `rles` (N compressed RLEs) and/or
         `boxes` (N, 4) xyxy abs px. Arrays may be NumPy or torch tensors (on any device).
         """
@@ -59,7 +62,7 @@ class Detections:
             labels = _numpy(p["labels"]).astype(np.int64).reshape(-1)
             if len(labels) and (labels.min() < 0 or labels.max() >= gt.num_classes):
                 raise DataError(f"{where}.labels: outside 0..{gt.num_classes - 1}")
-            sc = _numpy(p["scores"]).astype(np.float64).reshape(-1)
+            sc = _numpy(p.get(score_key, p["scores"])).astype(np.float64).reshape(-1)
             if len(sc) != len(labels):
                 raise DataError(f"{where}.scores: {len(sc)} scores for {len(labels)} labels")
             ids.append(np.full(len(labels), iid, dtype=np.int64))
@@ -187,12 +190,19 @@ def _boxes(results: list[dict], source: str) -> np.ndarray:
 
 
 def from_results(
-    results: Any, gt: AnnotationFile, *, need_masks: bool, source: str = "results"
+    results: Any,
+    gt: AnnotationFile,
+    *,
+    need_masks: bool,
+    source: str = "results",
+    box_scores: bool = False,
 ) -> Detections:
     """Validate a results list against `gt` and turn it into columns.
 
     Masks are read when `need_masks` or when some result has no `bbox` (box evaluation then
-    uses the mask's tight box).
+    uses the mask's tight box). With `box_scores` (box evaluation), results rank by their
+    `bbox_score` when every result has one: tailseg writes it when Mask Scoring gives the masks
+    scores of their own (`score`), which is what segm and boundary evaluation rank by.
 
     Unknown image or category ids, booleans where numbers belong, NaN / infinite / negative
     scores, boxes with a negative width or height, masks whose size is not their image's and RLE
@@ -206,13 +216,16 @@ def from_results(
         return Detections.empty()
     image_ids = _column(results, "image_id", source, "i").astype(np.int64)
     category_ids = _column(results, "category_id", source, "i").astype(np.int64)
-    scores = _column(results, "score", source, "if").astype(np.float64)
+    key = "score"
+    if box_scores and all(isinstance(r, dict) and "bbox_score" in r for r in results):
+        key = "bbox_score"
+    scores = _column(results, key, source, "if").astype(np.float64)
 
     bad = np.flatnonzero(~np.isfinite(scores) | (scores < 0))
     if len(bad):
         i = int(bad[0])
         value = float(scores[i])
-        raise DataError(f"{source}: results[{i}].score: {value!r} is not a finite number >= 0")
+        raise DataError(f"{source}: results[{i}].{key}: {value!r} is not a finite number >= 0")
     known_images = np.array(sorted(gt.image_by_id), dtype=np.int64)
     unknown = np.flatnonzero(~np.isin(image_ids, known_images))
     if len(unknown):
@@ -273,6 +286,8 @@ def _masks(results: list[dict], gt: AnnotationFile, source: str) -> list[dict]:
     return rles
 
 
-def load_results(path: str | Path, gt: AnnotationFile, *, need_masks: bool) -> Detections:
+def load_results(
+    path: str | Path, gt: AnnotationFile, *, need_masks: bool, box_scores: bool = False
+) -> Detections:
     data = read_json(path)
-    return from_results(data, gt, need_masks=need_masks, source=str(path))
+    return from_results(data, gt, need_masks=need_masks, source=str(path), box_scores=box_scores)

@@ -42,12 +42,7 @@ def load_model(
     and the categories of its labels stored with it (None in checkpoints that predate them)."""
     state = checkpoint.load(checkpoint_path)
     model = build_model(cfg.model, cfg.infer)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise checkpoint.CheckpointError(
-            f"{checkpoint_path}: weights do not fit the config's model ({str(e)[:300]})"
-        ) from None
+    checkpoint.load_weights(model, state["model"], checkpoint_path)
     categories = stored_categories(state, checkpoint_path, cfg.model.num_classes)
     return model.to(device).eval(), categories
 
@@ -152,22 +147,30 @@ def detect(model: HybridTaskCascade, image: Tensor, cfg: Config) -> InstanceDete
 def results_of(
     det: InstanceDetections, image_id: int, category_ids: list[int], threshold: float
 ) -> list[dict[str, Any]]:
-    """LVIS/COCO results entries: RLE mask, xywh box, score, category id."""
+    """LVIS/COCO results entries: RLE mask, xywh box, score, category id. With Mask Scoring,
+    `score` is the mask score (what segm and boundary AP rank by) and `bbox_score` the box's."""
     rles = det.to_rles(threshold)
+    box_scores = det.scores.tolist() if det.mask_scores is not None else [None] * len(det)
     out = []
-    for box, score, label, rle in zip(
-        det.boxes.tolist(), det.scores.tolist(), det.labels.tolist(), rles, strict=True
+    for box, score, box_score, label, rle in zip(
+        det.boxes.tolist(),
+        det.segm_scores.tolist(),
+        box_scores,
+        det.labels.tolist(),
+        rles,
+        strict=True,
     ):
         x0, y0, x1, y1 = box
-        out.append(
-            {
-                "image_id": image_id,
-                "category_id": category_ids[label],
-                "score": round(float(score), 6),
-                "segmentation": rle,
-                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-            }
-        )
+        entry = {
+            "image_id": image_id,
+            "category_id": category_ids[label],
+            "score": round(float(score), 6),
+            "segmentation": rle,
+            "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+        }
+        if box_score is not None:
+            entry["bbox_score"] = round(float(box_score), 6)
+        out.append(entry)
     return out
 
 

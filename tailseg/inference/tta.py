@@ -7,11 +7,12 @@ For an image and augmentations a = (scale, flip):
      logits, and its last stage's boxes mapped back; probabilities and boxes are averaged over
      augmentations (per proposal, since the set is shared);
   3. one class-wise NMS keeps up to `max_per_img` detections;
-  4. every augmentation predicts masks for the kept boxes (mapped into its frame), only in each
-     detection's class channel; flipped ones are mirrored back; the 28×28 box-relative masks are
-     averaged. Averaging in box-relative coordinates rather than after pasting each at full
-     resolution is the one deviation from mmdetection: the boxes are the same box in every frame,
-     so only interpolation order differs, and memory stays at N × 28 × 28 per augmentation.
+  4. every augmentation predicts masks for the kept boxes (mapped into its frame) through the
+     model's one mask path (`HybridTaskCascade.masks`: only each detection's class channel, at
+     the last head's size, 28×28 or RefineMask's 112×112); flipped ones are mirrored back; the
+     box-relative masks are averaged, as mmdetection's `merge_aug_masks` averages its 28×28
+     box-relative masks, so memory stays at N × S × S per augmentation; with Mask Scoring the
+     predicted IoUs are averaged too, and the mask score is the box score × that mean.
 With one augmentation (no flip) every step reduces to plain inference, exactly.
 """
 
@@ -24,7 +25,7 @@ from torch import Tensor
 from torchvision.ops import nms
 
 from tailseg.data.transforms.common import resize_image, scaled_size
-from tailseg.models.detectors.htc import HybridTaskCascade
+from tailseg.models.detectors.htc import HybridTaskCascade, detections
 from tailseg.structures.detections import InstanceDetections
 
 
@@ -114,14 +115,18 @@ class Augmented:
         return probs, boxes
 
     @torch.no_grad()
-    def masks(self, boxes: Tensor, labels: Tensor) -> Tensor:
-        """(N, 28, 28) mask probabilities in box coordinates, averaged (flips mirrored back)."""
-        total = None
+    def masks(self, boxes: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(N, S, S) mask probabilities in box coordinates and predicted mask IoUs (N,) (None
+        without Mask Scoring), averaged over augmentations (flips mirrored back)."""
+        total, total_iou = None, None
         for fr in self.frames:
-            m = self.model.masks(fr.feats[: self.n_roi], [self.to_frame(boxes, fr)], labels)
+            m, iou = self.model.masks(fr.feats[: self.n_roi], [self.to_frame(boxes, fr)], labels)
             m = m.flip(-1) if fr.flip else m
             total = m if total is None else total + m
-        return total / len(self.frames)
+            if iou is not None:
+                total_iou = iou if total_iou is None else total_iou + iou
+        n = len(self.frames)
+        return total / n, None if total_iou is None else total_iou / n
 
 
 @torch.no_grad()
@@ -133,8 +138,8 @@ def tta_detect(
     aug = Augmented(model, image, scales, flip)
     probs, boxes = aug.score(aug.proposals())
     det_boxes, det_scores, det_labels = model.nms(boxes, probs)
-    masks = aug.masks(det_boxes, det_labels)
+    masks, ious = aug.masks(det_boxes, det_labels)
     if aug.single:  # boxes are in the augmentation's frame: rescale as plain inference does
-        det = InstanceDetections(det_boxes, det_scores, det_labels, masks, aug.frames[0].size)
+        det = detections(det_boxes, det_scores, det_labels, masks, ious, aug.frames[0].size)
         return det.rescale((aug.h, aug.w))
-    return InstanceDetections(det_boxes, det_scores, det_labels, masks, (aug.h, aug.w))
+    return detections(det_boxes, det_scores, det_labels, masks, ious, (aug.h, aug.w))

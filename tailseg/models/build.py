@@ -9,7 +9,14 @@ from tailseg.models.assign import AnchorGenerator, BoxCoder, Matcher, Sampler
 from tailseg.models.backbones.resnet import ResNet, load_checkpoint_file
 from tailseg.models.detectors.htc import HybridTaskCascade, RoISettings, Stage
 from tailseg.models.detectors.rpn import RPN, ProposalSettings
-from tailseg.models.heads import BoxHead, HTCMaskHead, MultiLevelRoIAlign, RPNHead
+from tailseg.models.heads import (
+    BoxHead,
+    HTCMaskHead,
+    MaskIoUHead,
+    MultiLevelRoIAlign,
+    RefineMaskHead,
+    RPNHead,
+)
 from tailseg.models.losses import ClassificationLoss, SeesawLoss, SoftmaxCrossEntropy
 from tailseg.models.necks import FPN
 
@@ -48,16 +55,25 @@ def build_cls_loss(cfg: RoIConfig) -> ClassificationLoss:
 
 
 def build_mask_head(kind: str, cfg: ModelConfig, stage: int) -> nn.Module:
+    roi = cfg.roi
     match kind:
         case "htc":
             return HTCMaskHead(
                 cfg.fpn_channels,
                 cfg.num_classes,
-                cfg.roi.mask_conv_dim,
-                cfg.roi.mask_num_convs,
+                roi.mask_conv_dim,
+                roi.mask_num_convs,
                 with_res=stage > 0,
             )
-    raise ValueError(f"roi.mask_head: unknown {kind!r}")
+        case "refinemask":
+            return RefineMaskHead(
+                cfg.fpn_channels,
+                cfg.num_classes,
+                roi.mask_conv_dim,
+                with_res=stage > 0,
+                res_channels=roi.mask_conv_dim,
+            )
+    raise ValueError(f"roi.mask_heads[{stage}]: unknown {kind!r}")
 
 
 def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTaskCascade:
@@ -92,7 +108,12 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
         )
         for _ in stages
     ]
-    mask_heads = [build_mask_head(roi.mask_head, cfg, i) for i in range(len(stages))]
+    mask_heads = [build_mask_head(kind, cfg, i) for i, kind in enumerate(roi.mask_heads)]
+    mask_iou_head = None
+    if roi.mask_scoring:
+        mask_iou_head = MaskIoUHead(
+            cfg.fpn_channels, cfg.num_classes, conv_dim=roi.mask_conv_dim, fc_dim=roi.fc_dim
+        )
     settings = RoISettings(
         num_samples=roi.num_samples,
         pos_fraction=roi.pos_fraction,
@@ -100,6 +121,8 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
         score_thr=infer.score_thr,
         nms_iou=infer.nms_iou,
         max_per_img=infer.max_per_img,
+        mask_merge=roi.mask_merge,
+        mask_iou_weight=roi.mask_iou_weight,
     )
     return HybridTaskCascade(
         backbone,
@@ -113,4 +136,5 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
         stages,
         cfg.num_classes,
         settings,
+        mask_iou_head,
     )

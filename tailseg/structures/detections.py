@@ -1,6 +1,8 @@
 """Typed detections of one image, and pasting their low-resolution masks into the image.
 
-`masks` are per-detection probabilities (N, M, M) inside each box (usually 28×28); `to_rles`
+`masks` are per-detection probabilities (N, M, M) inside each box (28×28, or 112×112 from
+RefineMask); `mask_scores`, when Mask Scoring predicted them, rank the masks (segm and boundary
+results) while `scores` rank the boxes. `to_rles`
 resamples each one at the pixel centres of its box (bilinear), thresholds it and encodes the
 full-image masks to COCO RLE a chunk at a time, so memory stays bounded for 1,000 detections.
 """
@@ -20,13 +22,24 @@ from torch import Tensor
 @dataclass
 class InstanceDetections:
     """boxes (N, 4) xyxy abs px · scores (N,) · labels (N,) 0..C-1 · masks (N, M, M) probs ·
-    image_size (H, W) of the frame the boxes are in."""
+    image_size (H, W) of the frame the boxes are in · mask_scores (N,) or None (= scores)."""
 
     boxes: Tensor
     scores: Tensor
     labels: Tensor
     masks: Tensor
     image_size: tuple[int, int]
+    mask_scores: Tensor | None = None
+
+    @property
+    def segm_scores(self) -> Tensor:
+        """The scores of the masks: Mask Scoring's where predicted, else the box scores."""
+        return self.scores if self.mask_scores is None else self.mask_scores
+
+    def top(self, min_score: float, k: int) -> Tensor:
+        """Indices of at most k detections whose mask score is >= min_score, best first."""
+        order = torch.argsort(self.segm_scores, descending=True, stable=True)
+        return order[self.segm_scores[order] >= min_score][:k]
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])

@@ -6,11 +6,16 @@ Training, per stage i (IoU threshold 0.5 / 0.6 / 0.7, loss weight 1 / 0.5 / 0.25
   3. interleaved execution: regress the sampled boxes with this stage's head, drop the ground
      truth, re-assign and re-sample them, and train this stage's mask head on the new positives;
   4. mask information flow: stage i's mask head adds a 1×1 conv of the features of stages
-     0..i-1's mask heads (run again on the same RoIs) to its input;
+     0..i-1's mask heads (run again on the same RoIs) to its input; the last stage's head may
+     be RefineMask (masks up to 112×112, boundary-aware loss, a semantic branch on P2), and
+     Mask Scoring may learn the IoU of the last stage's masks;
   5. the regressed boxes are the next stage's proposals.
+Box-head losses (classification and regression) are scaled by `box_loss_weight`.
 Inference: the three stages' class logits are averaged, boxes come from the last stage, masks
-from all mask heads (with information flow) on the final boxes, averaged — each computed only
-for its detection's class.
+from all mask heads (with information flow) on the final boxes — each computed only for its
+detection's class — either averaged at the last head's size (`mask_merge="mean"`) or the last
+head's alone ("last"); with Mask Scoring a detection's mask score is its box score × the
+predicted IoU of its mask.
 """
 
 from __future__ import annotations
@@ -18,14 +23,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tailseg.models.assign import BoxCoder, Matcher, Sampler, mask_targets
 from tailseg.models.detectors.postprocess import empty_like_dets, multiclass_nms
 from tailseg.models.detectors.preprocess import IMAGENET_MEAN, IMAGENET_STD, batch_images
 from tailseg.models.detectors.rpn import RPN
-from tailseg.models.heads import BoxHead, MultiLevelRoIAlign, rois_with_batch_index
-from tailseg.models.losses import ClassificationLoss, box_regression_loss, mask_loss
+from tailseg.models.heads import BoxHead, MaskIoUHead, MultiLevelRoIAlign, rois_with_batch_index
+from tailseg.models.heads.refine_mask_head import SEMANTIC_STRIDE
+from tailseg.models.losses import (
+    ClassificationLoss,
+    area_ratio,
+    box_regression_loss,
+    mask_iou_loss,
+    mask_iou_targets,
+    refinemask_loss,
+    semantic_loss,
+    semantic_targets,
+)
 from tailseg.structures.detections import InstanceDetections
 from tailseg.structures.targets import Targets
 
@@ -46,6 +62,8 @@ class RoISettings:
     nms_iou: float = 0.5
     max_per_img: int = 100
     mask_chunk: int = 128  # mask RoIs processed at once at inference (bounds memory)
+    mask_merge: str = "mean"  # "mean": every head's mask, at the last head's size; "last"
+    mask_iou_weight: float = 0.5
 
 
 @dataclass
@@ -74,6 +92,7 @@ class HybridTaskCascade(nn.Module):
         stages: list[Stage],
         num_classes: int,
         settings: RoISettings,
+        mask_iou_head: MaskIoUHead | None = None,
         pixel_mean: tuple[float, float, float] = IMAGENET_MEAN,
         pixel_std: tuple[float, float, float] = IMAGENET_STD,
     ) -> None:
@@ -87,6 +106,7 @@ class HybridTaskCascade(nn.Module):
         self.mask_pool = mask_pool
         self.box_heads = nn.ModuleList(box_heads)
         self.mask_heads = nn.ModuleList(mask_heads)
+        self.mask_iou_head = mask_iou_head
         self.cls_loss = cls_loss
         self.cls_states = nn.ModuleList(cls_loss.new_state(num_classes) for _ in stages)
         self.stages = stages
@@ -155,8 +175,8 @@ class HybridTaskCascade(nn.Module):
             )
             self.cls_states[i].update(labels)  # e.g. Seesaw's class counts, before the loss
             stage_losses = self.cls_loss(logits, labels, self.cls_states[i])
-            reg = box_regression_loss(deltas, target_deltas, labels, c)["loss_bbox"]
-            stage_losses["loss_bbox"] = reg * self.settings.box_loss_weight
+            stage_losses.update(box_regression_loss(deltas, target_deltas, labels, c))
+            stage_losses = {k: v * self.settings.box_loss_weight for k, v in stage_losses.items()}
             # 3. interleaved: regress the sampled boxes, re-assign, re-sample for the mask head
             with torch.no_grad():
                 per_image = deltas.detach().split([len(s.boxes) for s in samples])
@@ -169,24 +189,37 @@ class HybridTaskCascade(nn.Module):
                     for p, t, g in zip(proposals, targets, gens, strict=True)
                 ]
             # 4. mask head on the new positives, with information flow from earlier stages
-            pos_boxes = [s.boxes[: s.num_pos] for s in samples]
+            head = self.mask_heads[i]
             pos_labels = torch.cat([s.labels[: s.num_pos] for s in samples])
-            mask_rois = rois_with_batch_index(pos_boxes)
+            mask_rois = rois_with_batch_index([s.boxes[: s.num_pos] for s in samples])
             mask_feats = self.mask_pool(feats, mask_rois)  # (P, C, 14, 14)
             res = None
             for j in range(i):
                 res = self.mask_heads[j].features(mask_feats, res)
-            mask_logits, _ = self.mask_heads[i](
-                mask_feats, res, labels=pos_labels, rois=mask_rois, feats=feats
-            )  # (P, 28, 28)
-            size = mask_logits.shape[-1]
-            mask_t = torch.cat(
-                [
-                    mask_targets(t.masks, s.boxes[: s.num_pos], s.matches[: s.num_pos], size)
-                    for s, t in zip(samples, targets, strict=True)
-                ]
+            context = head.prepare(feats)  # RefineMask's semantic branch; None for HTC's head
+            mask_logits, _ = head(mask_feats, res, pos_labels, mask_rois, context)
+            mask_t = [self._mask_targets(samples, targets, size) for size in head.sizes]
+            stage_losses.update(  # one (P, S, S) per size of the head, coarse to fine
+                refinemask_loss(
+                    mask_logits, mask_t, head.stage_weights, head.boundary_stages, global_mean=True
+                )
             )
-            stage_losses.update(mask_loss(mask_logits, mask_t, global_mean=True))
+            if context is not None:
+                padded = (feats[0].shape[-2] * 4, feats[0].shape[-1] * 4)  # P2 is stride 4
+                sem_t = semantic_targets([t.masks for t in targets], padded, SEMANTIC_STRIDE)
+                stage_losses.update(semantic_loss(context.logits[:, 0], sem_t, global_mean=True))
+            if self.mask_iou_head is not None and i == len(self.stages) - 1:
+                probs = head.refined(mask_logits).sigmoid()  # (P, S, S) as at inference
+                iou_pred = self.mask_iou_head(mask_feats, probs, pos_labels)  # (P,)
+                ratio = torch.cat(
+                    [
+                        area_ratio(t.masks, s.matches[: s.num_pos], s.boxes[: s.num_pos])
+                        for s, t in zip(samples, targets, strict=True)
+                    ]
+                )
+                iou_t = mask_iou_targets(probs.detach(), mask_t[-1], ratio)
+                w = self.settings.mask_iou_weight
+                stage_losses.update(mask_iou_loss(iou_pred, iou_t, w, global_mean=True))
             for k, v in stage_losses.items():
                 losses[f"s{i}.{k}"] = v * stage.loss_weight
             # 5. the regressed boxes are the next stage's proposals (already in `proposals`)
@@ -207,6 +240,15 @@ class HybridTaskCascade(nn.Module):
         if len(pos):
             labels[: len(pos)] = t.labels[a.matches[pos]]
         return Samples(candidates[keep], labels, a.matches[keep], is_gt[keep], len(pos))
+
+    def _mask_targets(self, samples: list[Samples], targets: list[Targets], size: int) -> Tensor:
+        """(P, size, size) targets of every image's positives, in order."""
+        return torch.cat(
+            [
+                mask_targets(t.masks, s.boxes[: s.num_pos], s.matches[: s.num_pos], size)
+                for s, t in zip(samples, targets, strict=True)
+            ]
+        )
 
     def _box_targets(self, stage: int, s: Samples, t: Targets) -> Tensor:
         out = s.boxes.new_zeros(s.boxes.shape)
@@ -252,39 +294,70 @@ class HybridTaskCascade(nn.Module):
         self, feats: list[Tensor], proposals: list[Tensor], image_sizes: list[tuple[int, int]]
     ) -> list[InstanceDetections]:
         probs, boxes = self.score_boxes(feats, proposals, image_sizes)
-        out = []
-        for b, p, size in zip(boxes, probs, image_sizes, strict=True):
-            det_boxes, det_scores, det_labels = self.nms(b, p)
-            out.append(InstanceDetections(det_boxes, det_scores, det_labels, None, size))
-        masks = self.masks(feats, [d.boxes for d in out], torch.cat([d.labels for d in out]))
-        for d, m in zip(out, masks.split([len(d) for d in out]), strict=True):
-            d.masks = m
-        return out
+        out = [self.nms(b, p) for b, p in zip(boxes, probs, strict=True)]  # (boxes, scores, labels)
+        masks, ious = self.masks(feats, [b for b, _, _ in out], torch.cat([x for _, _, x in out]))
+        counts = [len(b) for b, _, _ in out]
+        ious = [None] * len(out) if ious is None else ious.split(counts)
+        return [
+            detections(b, sc, lab, m, iou, size)
+            for (b, sc, lab), m, iou, size in zip(
+                out, masks.split(counts), ious, image_sizes, strict=True
+            )
+        ]
 
-    def masks(self, feats: list[Tensor], boxes: list[Tensor], labels: Tensor) -> Tensor:
-        """Mean over stages of sigmoid mask logits of each detection's class, (N, 28, 28).
+    def masks(
+        self, feats: list[Tensor], boxes: list[Tensor], labels: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Mask probabilities (N, S, S) of each detection's class, S the last head's size, and
+        with Mask Scoring the predicted IoUs (N,) of the last head's masks (else None).
 
         Class-wise NMS on class-agnostic boxes often keeps one box for several classes; mask
         features depend on the box only, so they are computed once per distinct box.
+        Image-level inputs (RefineMask's semantic branch) are computed once per batch.
         """
         rois = rois_with_batch_index(boxes)  # (N, 5)
         uniq, inv = torch.unique(rois, dim=0, return_inverse=True)  # (U, 5), (N,)
-        out: Tensor | None = None
+        size = self.mask_heads[-1].sizes[-1]
+        out = feats[0].new_zeros((len(rois), size, size))
+        ious = None if self.mask_iou_head is None else feats[0].new_zeros(len(rois))
+        if not len(rois):
+            return out, ious
+        contexts = [head.prepare(feats) for head in self.mask_heads]
         step = self.settings.mask_chunk
         for start in range(0, len(uniq), step):
             u = uniq[start : start + step]
             sel = torch.nonzero((inv >= start) & (inv < start + step)).flatten()
             local, lab = inv[sel] - start, labels[sel]
             mask_feats = self.mask_pool(feats, u)  # (U_c, C, 14, 14)
-            res, acc = None, None
-            for head in self.mask_heads:
-                logits, res = head(mask_feats, res, labels=lab, index=local, rois=u, feats=feats)
-                acc = logits.sigmoid() if acc is None else acc + logits.sigmoid()
-            if out is None:
-                out = acc.new_zeros((len(rois), *acc.shape[1:]))
-            out[sel] = acc / len(self.mask_heads)
-        if out is None:  # no detections: the heads' output size from an empty forward
-            empty = self.mask_pool(feats, rois)
-            logits, _ = self.mask_heads[0](empty, None, labels=labels)
-            out = logits.new_zeros((0, *logits.shape[1:]))
-        return out
+            res, probs = None, []
+            for head, ctx in zip(self.mask_heads, contexts, strict=True):
+                logits, res = head(mask_feats, res, lab, u, ctx, index=local)
+                probs.append(head.refined(logits).sigmoid())  # (K, S_i, S_i)
+            if self.settings.mask_merge == "last":
+                out[sel] = probs[-1]
+            else:
+                out[sel] = torch.stack([resize_masks(p, size) for p in probs]).mean(0)
+            if ious is not None:
+                ious[sel] = self.mask_iou_head(mask_feats[local], probs[-1], lab)
+        return out, ious
+
+
+def resize_masks(probs: Tensor, size: int) -> Tensor:
+    """Box-relative masks (K, S, S) → (K, size, size), bilinear on pixel centres."""
+    if probs.shape[-1] == size:
+        return probs
+    return F.interpolate(probs[:, None], size=(size, size), mode="bilinear")[:, 0]
+
+
+def detections(
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    masks: Tensor,
+    ious: Tensor | None,
+    image_size: tuple[int, int],
+) -> InstanceDetections:
+    """Detections with their mask scores: box score × predicted mask IoU (clamped to [0, 1])
+    with Mask Scoring, else the box score."""
+    mask_scores = None if ious is None else scores * ious.clamp(0.0, 1.0)
+    return InstanceDetections(boxes, scores, labels, masks, image_size, mask_scores)

@@ -2,6 +2,8 @@
 
 from tailseg.models.heads.box_head import BoxHead, CosineLinear
 from tailseg.models.heads.mask_head import HTCMaskHead
+from tailseg.models.heads.maskiou_head import MaskIoUHead
+from tailseg.models.heads.refine_mask_head import RefineMaskHead
 from tailseg.models.heads.roi_pool import MultiLevelRoIAlign, rois_with_batch_index
 from tailseg.models.heads.rpn_head import RPNHead
 
@@ -9,7 +11,9 @@ __all__ = [
     "BoxHead",
     "CosineLinear",
     "HTCMaskHead",
+    "MaskIoUHead",
     "MultiLevelRoIAlign",
     "RPNHead",
+    "RefineMaskHead",
     "rois_with_batch_index",
 ]

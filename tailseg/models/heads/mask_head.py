@@ -17,6 +17,15 @@ from torch import Tensor, nn
 
 
 class HTCMaskHead(nn.Module):
+    """The interface every mask head of the cascade has: `sizes` of its outputs (coarse to
+    fine) with their loss weights and boundary flags (see `refinemask_loss`), `prepare` (image
+    level inputs, once per batch), `features` (for the information flow), `forward` and
+    `refined` (the inference logits from the outputs)."""
+
+    sizes = (28,)
+    stage_weights = (1.0,)
+    boundary_stages = (False,)
+
     def __init__(
         self,
         in_channels: int,
@@ -46,15 +55,20 @@ class HTCMaskHead(nn.Module):
             x = F.relu(conv(x))
         return x
 
+    def prepare(self, feats: list[Tensor]) -> None:
+        """No image-level input."""
+        return None
+
     def forward(
         self,
         x: Tensor,
         res_feat: Tensor | None = None,
         labels: Tensor | None = None,
+        rois: Tensor | None = None,
+        context: None = None,
         index: Tensor | None = None,
-        **_: object,
-    ) -> tuple[Tensor, Tensor]:
-        """Returns (logits, mask features (R, D, 14, 14) that feed the next stage).
+    ) -> tuple[list[Tensor], Tensor]:
+        """Returns ([logits], mask features (R, D, 14, 14) that feed the next stage).
 
         logits: (K, 28, 28) for RoIs `index` (default: all R) in the channels of `labels` (K,);
         without labels, all classes (R, C, 28, 28). Several detections may share one RoI.
@@ -62,9 +76,14 @@ class HTCMaskHead(nn.Module):
         feat = self.features(x, res_feat)
         up = F.relu(self.upsample(feat))  # (R, D, 28, 28)
         if labels is None:
-            return self.logits(up), feat
+            return [self.logits(up)], feat
         if index is not None:
             up = up[index]  # (K, D, 28, 28)
         w = self.logits.weight[labels, :, 0, 0]  # (K, D): each label's 1×1 kernel
         logits = torch.einsum("kdhw,kd->khw", up, w) + self.logits.bias[labels][:, None, None]
-        return logits, feat
+        return [logits], feat
+
+    @staticmethod
+    def refined(logits: list[Tensor]) -> Tensor:
+        """The inference logits (K, 28, 28)."""
+        return logits[-1]

@@ -48,16 +48,19 @@ def mask_loss(logits: Tensor, targets: Tensor, global_mean: bool = False) -> dic
     """logits (P, 28, 28) of each positive's own class, targets (P, 28, 28) 0/1 → mean BCE.
 
     With `global_mean` under torch.distributed, the mean is over the positives of *all* ranks
-    (the count is all-reduced, the loss scaled by the world size), so that averaging gradients
-    across ranks gives exactly the single-process batch's gradient.
+    (see `global_mean_of`), so that averaging gradients across ranks gives exactly the
+    single-process batch's gradient.
     """
-    if logits.numel():
-        total = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
-    else:
-        total = logits.sum() * 0.0  # keeps the graph
-    count = logits.new_tensor(float(logits.numel()))  # pixels of all positives
+    total = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    return {"loss_mask": global_mean_of(total, logits.numel(), global_mean)}
+
+
+def global_mean_of(total: Tensor, count: Tensor | int, global_mean: bool) -> Tensor:
+    """total / count; under torch.distributed with `global_mean`, total · world / Σ_ranks count,
+    so that averaging gradients over ranks gives the whole batch's mean."""
+    n = total.new_tensor(float(count))
     scale = 1.0
     if global_mean and dist.is_available() and dist.is_initialized():
-        dist.all_reduce(count)
+        dist.all_reduce(n)
         scale = float(dist.get_world_size())
-    return {"loss_mask": total * scale / count.clamp(min=1.0)}
+    return total * scale / n.clamp(min=1.0)
