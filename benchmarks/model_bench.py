@@ -1,6 +1,10 @@
 """Model speed and memory: tailseg HTC-R50 against torchvision's Mask R-CNN R50-FPN.
 
     python benchmarks/model_bench.py [--tasks infer,train] [--repeat 2]
+        [--tools tailseg,tailseg+rm+ms,torchvision]
+
+`tailseg+rm+ms` is the report's model: HTC-R50 with RefineMask as the last stage's mask head
+and Mask Scoring, measured beside plain HTC (`tailseg`) in the same run.
 
 Both models have random weights, 1,203 classes (+ background) and the same input. Each run is
 a fresh process, so peak RSS is its own.
@@ -11,8 +15,10 @@ a fresh process, so peak RSS is its own.
 - `train`: one training step (forward + backward) on 2 images of 512×512 with 8 objects each.
 
 Ratios are tailseg / torchvision (HTC has three cascade stages; the targets are ≤ 2× the
-latency and ≤ 1.5× the memory). mmdetection's HTC is not run: mmcv's compiled operators have
-no build for torch 2.14.1 (`pip install mmcv` would compile them from source).
+latency and ≤ 1.5× the memory) and tailseg+rm+ms / tailseg (targets: ≤ 1.5× the time of
+inference and of a training step, ≤ 3 GB peak RSS at inference). mmdetection's HTC is not
+run: mmcv's compiled operators have no build for torch 2.14.1 (`pip install mmcv` would compile
+them from source).
 """
 
 from __future__ import annotations
@@ -43,12 +49,16 @@ def _targets_tv(h: int, w: int, n: int, g: torch.Generator) -> dict:
 def worker(tool: str, task: str, repeat: int) -> dict:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    if tool == "tailseg":
-        from tailseg.config import InferConfig, ModelConfig
+    if tool.startswith("tailseg"):
+        from tailseg.config import InferConfig, ModelConfig, RoIConfig
         from tailseg.models.build import build_model
         from tailseg.structures.targets import Targets
 
-        model = build_model(ModelConfig(num_classes=CLASSES), InferConfig(max_per_img=1000))
+        roi = RoIConfig()
+        if tool == "tailseg+rm+ms":
+            roi = RoIConfig(mask_heads=("htc", "htc", "refinemask"), mask_scoring=True)
+        cfg = ModelConfig(num_classes=CLASSES, roi=roi)
+        model = build_model(cfg, InferConfig(max_per_img=1000))
     else:
         from torchvision.models.detection import maskrcnn_resnet50_fpn
 
@@ -67,7 +77,7 @@ def worker(tool: str, task: str, repeat: int) -> dict:
         for _ in range(repeat):
             start = time.perf_counter()
             with torch.no_grad():
-                if tool == "tailseg":
+                if tool.startswith("tailseg"):
                     (det,) = model([image])
                     n = len(det.to_rles())  # full-image masks, RLE-encoded
                 else:
@@ -82,7 +92,7 @@ def worker(tool: str, task: str, repeat: int) -> dict:
         for _ in range(repeat):
             model.zero_grad()
             start = time.perf_counter()
-            if tool == "tailseg":
+            if tool.startswith("tailseg"):
                 none = torch.zeros(0, dtype=torch.long)
                 targets = [
                     Targets(
@@ -110,7 +120,7 @@ def worker(tool: str, task: str, repeat: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", default="infer,train")
-    ap.add_argument("--tools", default="tailseg,torchvision")
+    ap.add_argument("--tools", default="tailseg,tailseg+rm+ms,torchvision")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "TASK"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -131,14 +141,15 @@ def main() -> None:
             rows[task, tool] = row
             what = f"{row['detections']} detections" if task == "infer" else ""
             secs, gb = row["seconds"], row["peak_rss_gb"]
-            print(f"{task:6s} {tool:12s} {secs:7.2f} s  {gb:6.2f} GB  {what}")
+            print(f"{task:6s} {tool:14s} {secs:7.2f} s  {gb:6.2f} GB  {what}")
     for task in args.tasks.split(","):
-        a, b = rows.get((task, "tailseg")), rows.get((task, "torchvision"))
-        if a and b:
-            print(
-                f"ratio {task} tailseg/torchvision: time {a['seconds'] / b['seconds']:.2f}  "
-                f"peak RSS {a['peak_rss_gb'] / b['peak_rss_gb']:.2f}"
-            )
+        for num, den in (("tailseg", "torchvision"), ("tailseg+rm+ms", "tailseg")):
+            a, b = rows.get((task, num)), rows.get((task, den))
+            if a and b:
+                print(
+                    f"ratio {task} {num}/{den}: time {a['seconds'] / b['seconds']:.2f}  "
+                    f"peak RSS {a['peak_rss_gb'] / b['peak_rss_gb']:.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Test-time augmentation memory and time: 8 augmentations, 1,000 detections, 1,203 classes.
 
-    python benchmarks/tta_bench.py [--scales report|small] [--size 800x1333]
+    python benchmarks/tta_bench.py [--scales report|small] [--size 800x1333] [--refinemask]
 
 HTC-R50 (random weights) on one image with the report's scales (1600,1000) (1600,1400)
 (1800,1200) (1800,1600), each with and without flip. Masks are predicted only in each
 detection's class channel and averaged as 28×28 box-relative maps, so memory holds 8 × 1,000 ×
-28² floats rather than 8 × 1,000 × 1,203 × 28² (about 30 GB) for a naive merge.
+28² floats rather than 8 × 1,000 × 1,203 × 28² (about 30 GB) for a naive merge. With
+`--refinemask` the last stage's head is RefineMask (112×112 masks) with Mask Scoring.
 The last line is `peak_rss_gb=<float> seconds=<float>`.
 """
 
@@ -17,7 +18,7 @@ import time
 
 import torch
 
-from tailseg.config import InferConfig, ModelConfig
+from tailseg.config import InferConfig, ModelConfig, RoIConfig
 from tailseg.inference.tta import tta_detect
 from tailseg.models.build import build_model
 
@@ -31,10 +32,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scales", choices=list(SCALES), default="report")
     ap.add_argument("--size", default="800x1333", help="input image HxW")
+    ap.add_argument("--refinemask", action="store_true", help="RefineMask + Mask Scoring")
     args = ap.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
     torch.manual_seed(0)
-    model = build_model(ModelConfig(num_classes=1203), InferConfig(max_per_img=1000)).eval()
+    roi = RoIConfig()
+    if args.refinemask:
+        roi = RoIConfig(mask_heads=("htc", "htc", "refinemask"), mask_scoring=True)
+    cfg = ModelConfig(num_classes=1203, roi=roi)
+    model = build_model(cfg, InferConfig(max_per_img=1000)).eval()
     image = torch.randint(0, 256, (3, h, w), dtype=torch.uint8)
     start = time.perf_counter()
     det = tta_detect(model, image, SCALES[args.scales], flip=True)
