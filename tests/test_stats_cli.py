@@ -58,6 +58,9 @@ def test_bad_json_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_bad_override_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["demo", "tiny", "train.epochz=3", "--out", str(tmp_path)]) == 2
     assert "error: command line: train.epochz: unknown key" in capsys.readouterr().err
+    # the demo's config is optional: a first argument with `=` is an override of tiny's
+    assert main(["demo", "train.epochz=3", "--out", str(tmp_path)]) == 2
+    assert "error: command line: train.epochz: unknown key" in capsys.readouterr().err
 
 
 def test_synth_command_writes_a_loadable_benchmark(tmp_path: Path, capsys) -> None:

@@ -66,6 +66,8 @@ def draw_predictions(cfg: Config, run_dir: Path, n: int, min_score: float = 0.3)
 
 
 def run(args: argparse.Namespace) -> int:
+    if "=" in args.config and not Path(args.config).exists():  # `tailseg demo train.seed=1`
+        args.overrides, args.config = [args.config, *args.overrides], "tiny"
     cfg = load_run_config(args.config, args.overrides)
     if cfg.data.synth is None:
         raise SystemExit("error: the demo needs data.synth in its config")
