@@ -19,6 +19,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -50,7 +51,11 @@ def train(run: Path, overrides: list[str]) -> None:
     cmd = [sys.executable, "-m", "tailseg.cli.main", "demo", "tiny", *overrides]
     cmd += ["--out", str(run), "--overwrite", "--no-progress", "--images", "2"]
     print("$", " ".join(cmd[1:]), flush=True)
+    start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    minutes = (time.perf_counter() - start) / 60
+    (run / "bench_time.txt").write_text(f"{minutes:.2f} min\n")
+    print(f"  {minutes:.1f} min", flush=True)
 
 
 def evaluate_run(run: Path, merge: str | None) -> dict[str, dict[str, float]]:
