@@ -58,6 +58,12 @@ def test_unknown_override_key_names_command_line(chain: Path) -> None:
         load_config(str(chain), ["model.neck.channels=50"])
 
 
+def test_a_renamed_key_says_what_to_write_instead(tmp_path: Path) -> None:
+    old = write(tmp_path, "old.yaml", "model:\n  roi:\n    mask_head: htc\n")
+    with pytest.raises(ConfigError, match=r"old\.yaml: model\.roi\.mask_head: .*mask_heads"):
+        load_config(str(old))
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

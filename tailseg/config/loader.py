@@ -297,16 +297,20 @@ def _coerce(value: Any, tp: Any, dotted: str, origins: dict[str, str], default_s
     raise TypeError(f"config schema uses an unsupported type {tp!r} at {dotted}")
 
 
+# keys that were renamed: what to write instead (named in the error, never silently mapped)
+RENAMED = {
+    "model.roi.mask_head": "renamed to model.roi.mask_heads, one per stage: e.g. [htc, htc, htc]",
+}
+
+
 def _build(cls: type[T], data: dict[str, Any], prefix: str, origins: dict[str, str], src: str) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     for key in data:
         if key not in fields:
             dotted = prefix + str(key)
-            known = ", ".join(fields)
-            raise ConfigError(
-                f"{_origin(origins, dotted, src)}: {dotted}: unknown key (known: {known})"
-            )
+            known = RENAMED.get(dotted) or f"known: {', '.join(fields)}"
+            raise ConfigError(f"{_origin(origins, dotted, src)}: {dotted}: unknown key ({known})")
     kwargs = {
         name: _coerce(data[name], hints[name], prefix + name, origins, src)
         for name in fields
