@@ -15,7 +15,9 @@ from tailseg.data.synth.generate import STAMP
 log = logging.getLogger("tailseg.data")
 
 
-def split_files(cfg: Config, split: str, synth_dir: Path) -> tuple[Path, Path]:
+def split_files(
+    cfg: Config, split: str, synth_dir: Path, progress: bool = True
+) -> tuple[Path, Path]:
     """(annotation json, image root) of `split` ("train" or "val").
 
     With `data.synth` the benchmark is generated into `synth_dir` unless a complete one of the
@@ -42,7 +44,7 @@ def split_files(cfg: Config, split: str, synth_dir: Path) -> tuple[Path, Path]:
                 for name in stale:
                     path = synth_dir / name
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
-            generate(synth_dir, cfg.data.synth)
+            generate(synth_dir, cfg.data.synth, progress=progress)
         return synth_dir / f"{split}.json", synth_dir / "images"
     files = getattr(cfg.data, split)
     if not files.json:

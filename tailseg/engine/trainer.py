@@ -139,7 +139,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
 
     # data: repeat-factor order, augmentation, validation ground truth
     if d.is_main:  # one rank makes a synthetic benchmark, the others wait for it
-        split_files(cfg, "train", run_dir / "data")
+        split_files(cfg, "train", run_dir / "data", progress=progress)
     dist.barrier(d)
     train_json, train_images = split_files(cfg, "train", run_dir / "data")
     val_json, val_images = split_files(cfg, "val", run_dir / "data")
