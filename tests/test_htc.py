@@ -26,9 +26,15 @@ REFINE_MS = ("model.roi.mask_heads=[htc,htc,refinemask]", "model.roi.mask_scorin
 
 
 def tiny_model(*overrides: str) -> HybridTaskCascade:
-    """The tiny config's HTC with a plain softmax head (tests of Seesaw ask for it)."""
+    """The tiny config's HTC with a plain softmax head (tests of Seesaw ask for it) and HTC's
+    own mask heads (tests of RefineMask and Mask Scoring add REFINE_MS)."""
     torch.manual_seed(0)
-    plain = ["model.roi.cls_loss=softmax", "model.roi.classifier=linear"]
+    plain = [
+        "model.roi.cls_loss=softmax",
+        "model.roi.classifier=linear",
+        "model.roi.mask_heads=[htc,htc,htc]",
+        "model.roi.mask_scoring=false",
+    ]
     cfg = load_config(str(TINY), [f"model.num_classes={C}", *plain, *overrides])
     return build_model(cfg.model, cfg.infer)
 

@@ -90,11 +90,16 @@ def test_checkpoint_that_does_not_fit_is_named(setup, tmp_path: Path, capsys) ->
     assert f"{bad}: weights do not fit" in capsys.readouterr().err
 
 
+PLAIN_HTC = ["model.roi.mask_heads=[htc,htc,htc]", "model.roi.mask_scoring=false"]
+NO_MS = ["model.roi.mask_scoring=false"]
+
+
 @pytest.mark.parametrize(
     ("saved", "wanted", "key"),
     [
-        ([], ["model.roi.mask_scoring=true"], "model.roi.mask_scoring"),
-        (REFINE_MS, [], "model.roi.mask_heads[2]"),
+        (PLAIN_HTC, [], "none for model.roi.mask_scoring, model.roi.mask_heads[2]"),
+        (NO_MS, [], "none for model.roi.mask_scoring ("),
+        ([], PLAIN_HTC, "extra model.roi.mask_scoring, model.roi.mask_heads[2]"),
     ],
 )
 def test_a_checkpoint_without_the_configs_heads_names_the_key(

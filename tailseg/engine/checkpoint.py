@@ -64,11 +64,11 @@ _SWITCHES = (
 
 def _which_key(names: list[str]) -> str:
     """The config key behind a set of state-dict names, or the first few names."""
+    keys = []
     for pattern, key in _SWITCHES:
-        found = sorted({m.groups() for n in names if (m := re.match(pattern, n))})
-        if found:
-            return ", ".join(key.format(*g) for g in found)
-    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        found = {m.groups() for n in names if (m := re.match(pattern, n))}
+        keys += [key.format(*g) for g in sorted(found)]
+    return ", ".join(keys) or ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, Any], source: str | Path) -> None:
@@ -79,15 +79,17 @@ def load_weights(model: torch.nn.Module, weights: dict[str, Any], source: str | 
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
+    parts = []
     if missing:
-        raise CheckpointError(
-            f"{source}: weights do not fit the config's model: none for {_which_key(missing)} "
-            f"({len(missing)} tensors, e.g. {missing[0]}); trained with another setting?"
-        )
+        parts.append(f"none for {_which_key(missing)} ({len(missing)} tensors, e.g. {missing[0]})")
     if unexpected:
+        parts.append(
+            f"extra {_which_key(unexpected)} ({len(unexpected)} tensors, e.g. {unexpected[0]})"
+        )
+    if parts:
         raise CheckpointError(
-            f"{source}: weights do not fit the config's model: it has no "
-            f"{_which_key(unexpected)} ({len(unexpected)} tensors, e.g. {unexpected[0]})"
+            f"{source}: weights do not fit the config's model: {'; '.join(parts)}; "
+            "trained with another setting?"
         )
     try:
         model.load_state_dict(weights)
