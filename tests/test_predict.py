@@ -12,7 +12,7 @@ import torch
 
 from tailseg.cli.main import main
 from tailseg.config import SynthConfig, load_config
-from tailseg.data import AnnotationFile
+from tailseg.data import AnnotationFile, DataError
 from tailseg.data.synth import generate
 from tailseg.engine import checkpoint
 from tailseg.evaluation import from_results
@@ -136,6 +136,9 @@ def test_mask_scoring_results_carry_mask_and_box_scores(setup, tmp_path: Path) -
     by_box = from_results(results, gt, need_masks=False, box_scores=True)
     by_mask = from_results(results, gt, need_masks=True)
     assert np.array_equal(by_box.scores, box) and np.array_equal(by_mask.scores, score)
+    del results[1]["bbox_score"]
+    with pytest.raises(DataError, match=r"results\[1\]\.bbox_score: missing field"):
+        from_results(results, gt, need_masks=False, box_scores=True)
 
 
 @pytest.fixture(scope="module")

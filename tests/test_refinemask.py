@@ -109,6 +109,45 @@ def test_boundary_stage_sees_only_its_region() -> None:
     )
 
 
+def test_boundary_region_of_the_previous_prediction_counts_too() -> None:
+    t28 = torch.zeros(1, 28, 28)
+    t28[0, 8:20, 8:20] = 1
+    t56 = F.interpolate(t28[None], scale_factor=2)[0]
+    coarse = torch.full((1, 28, 28), -4.0)
+    coarse[0, 8:20, 2:14] = 4.0  # the previous stage predicts the square 6 px too far left
+    fine = torch.zeros(1, 56, 56)
+    loss = refinemask_loss([coarse, fine], [t28, t56], (0.0, 1.0), (False, True))["loss_mask"]
+
+    def at_56(region: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(region[None].float(), size=56, mode="bilinear", align_corners=True)
+        return up[0] >= 0.5
+
+    # both regions are found at 28, joined, then upsampled (as the reference)
+    from_target = boundary_region(t28, 2)
+    from_pred = boundary_region((coarse >= 0).float(), 2)
+    region = at_56(from_target | from_pred)
+    only_pred = region & ~at_56(from_target)
+    assert only_pred.any()
+    changed = fine.clone()
+    changed[only_pred] = 50.0  # pixels near the predicted edge, far from the true one
+    moved = refinemask_loss([coarse, changed], [t28, t56], (0.0, 1.0), (False, True))
+    assert moved["loss_mask"] > loss  # they are in the loss
+    # the mean BCE over exactly that region (fine = 0: BCE = ln 2 everywhere)
+    torch.testing.assert_close(loss, torch.tensor(0.6931471805599453), rtol=1e-6, atol=0)
+    bce = F.binary_cross_entropy_with_logits(changed, t56, reduction="none")
+    torch.testing.assert_close(moved["loss_mask"], bce[region].sum() / region.sum())
+
+
+def test_inference_refines_from_28_not_14() -> None:
+    g = torch.Generator().manual_seed(3)
+    logits = [torch.randn(2, s, s, generator=g) for s in (14, 28, 56, 112)]
+    logits[0] = torch.full((2, 14, 14), -5.0)  # a confident empty 14×14 mask: no boundary
+    from tailseg.models.heads import RefineMaskHead
+
+    assert torch.equal(RefineMaskHead.refined(logits), refine(logits[1:]))
+    assert not torch.equal(RefineMaskHead.refined(logits), refine(logits))
+
+
 def test_refinement_keeps_the_coarse_mask_outside_the_band() -> None:
     coarse = torch.full((1, 28, 28), -5.0)
     coarse[0, 6:22, 6:22] = 5.0
@@ -189,6 +228,17 @@ def test_refinemask_training_losses_and_empty_targets() -> None:
     sum(empty.values()).backward()
 
 
+def test_a_batch_mixing_an_image_with_and_one_without_instances() -> None:
+    model = tiny_model(*REFINE_MS).train()
+    both = model([image(), image(80, 112, seed=1)], [targets(), targets(80, 112, boxes=[])])
+    alone = model([image()], [targets()])
+    assert all(torch.isfinite(v) for v in both.values())
+    assert both["s2.loss_mask_iou"] >= 0 and both["s2.loss_semantic"] > 0
+    # the positives all come from the first image: its masks, targets and IoU targets
+    assert both["s2.loss_mask"] > 0 and alone["s2.loss_mask"] > 0
+    sum(both.values()).backward()
+
+
 def test_refinemask_gradient_reaches_every_parameter() -> None:
     model = tiny_model(*REFINE_MS).train()
     losses = model([image(), image(seed=1)], [targets(), targets(boxes=[[30, 30, 90, 80]])])
@@ -225,6 +275,7 @@ def test_chunked_equals_unchunked_and_batch_equals_one_by_one() -> None:
         chunked = model.masks(feats[:4], [boxes], labels)
     for x, y in zip(whole, chunked, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+    assert all(len(x) > 0 for x in together)
     for x, y in zip(together, alone, strict=True):
         assert torch.equal(x.labels, y.labels)
         torch.testing.assert_close(x.masks, y.masks, rtol=1e-9, atol=1e-9)

@@ -217,7 +217,14 @@ def from_results(
     image_ids = _column(results, "image_id", source, "i").astype(np.int64)
     category_ids = _column(results, "category_id", source, "i").astype(np.int64)
     key = "score"
-    if box_scores and all(isinstance(r, dict) and "bbox_score" in r for r in results):
+    with_box_score = [isinstance(r, dict) and "bbox_score" in r for r in results]
+    if any(with_box_score) and not all(with_box_score):
+        i = with_box_score.index(False)
+        raise DataError(
+            f"{source}: results[{i}].bbox_score: missing field ({sum(with_box_score)} of "
+            f"{len(results)} results have one: all or none)"
+        )
+    if box_scores and all(with_box_score):
         key = "bbox_score"
     scores = _column(results, key, source, "if").astype(np.float64)
 

@@ -21,12 +21,13 @@ predicted IoU of its mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tailseg.models.assign import BoxCoder, Matcher, Sampler, mask_targets
+from tailseg.models.assign import BoxCoder, Matcher, Sampler, mask_targets_at
 from tailseg.models.detectors.postprocess import empty_like_dets, multiclass_nms
 from tailseg.models.detectors.preprocess import IMAGENET_MEAN, IMAGENET_STD, batch_images
 from tailseg.models.detectors.rpn import RPN
@@ -62,7 +63,7 @@ class RoISettings:
     nms_iou: float = 0.5
     max_per_img: int = 100
     mask_chunk: int = 128  # mask RoIs processed at once at inference (bounds memory)
-    mask_merge: str = "mean"  # "mean": every head's mask, at the last head's size; "last"
+    mask_merge: Literal["mean", "last"] = "mean"  # every head's mask, or the last head's
     mask_iou_weight: float = 0.5
 
 
@@ -198,14 +199,15 @@ class HybridTaskCascade(nn.Module):
                 res = self.mask_heads[j].features(mask_feats, res)
             context = head.prepare(feats)  # RefineMask's semantic branch; None for HTC's head
             mask_logits, _ = head(mask_feats, res, pos_labels, mask_rois, context)
-            mask_t = [self._mask_targets(samples, targets, size) for size in head.sizes]
+            mask_t = self._mask_targets(samples, targets, head.sizes)
             stage_losses.update(  # one (P, S, S) per size of the head, coarse to fine
                 refinemask_loss(
                     mask_logits, mask_t, head.stage_weights, head.boundary_stages, global_mean=True
                 )
             )
             if context is not None:
-                padded = (feats[0].shape[-2] * 4, feats[0].shape[-1] * 4)  # P2 is stride 4
+                stride = SEMANTIC_STRIDE  # the semantic branch runs on P2
+                padded = (feats[0].shape[-2] * stride, feats[0].shape[-1] * stride)
                 sem_t = semantic_targets([t.masks for t in targets], padded, SEMANTIC_STRIDE)
                 stage_losses.update(semantic_loss(context.logits[:, 0], sem_t, global_mean=True))
             if self.mask_iou_head is not None and i == len(self.stages) - 1:
@@ -241,14 +243,15 @@ class HybridTaskCascade(nn.Module):
             labels[: len(pos)] = t.labels[a.matches[pos]]
         return Samples(candidates[keep], labels, a.matches[keep], is_gt[keep], len(pos))
 
-    def _mask_targets(self, samples: list[Samples], targets: list[Targets], size: int) -> Tensor:
-        """(P, size, size) targets of every image's positives, in order."""
-        return torch.cat(
-            [
-                mask_targets(t.masks, s.boxes[: s.num_pos], s.matches[: s.num_pos], size)
-                for s, t in zip(samples, targets, strict=True)
-            ]
-        )
+    def _mask_targets(
+        self, samples: list[Samples], targets: list[Targets], sizes: tuple[int, ...]
+    ) -> list[Tensor]:
+        """Per size S, the (P, S, S) targets of every image's positives, in order."""
+        per_image = [
+            mask_targets_at(t.masks, s.boxes[: s.num_pos], s.matches[: s.num_pos], sizes)
+            for s, t in zip(samples, targets, strict=True)
+        ]
+        return [torch.cat(per_size) for per_size in zip(*per_image, strict=True)]
 
     def _box_targets(self, stage: int, s: Samples, t: Targets) -> Tensor:
         out = s.boxes.new_zeros(s.boxes.shape)
@@ -311,23 +314,26 @@ class HybridTaskCascade(nn.Module):
         """Mask probabilities (N, S, S) of each detection's class, S the last head's size, and
         with Mask Scoring the predicted IoUs (N,) of the last head's masks (else None).
 
-        Class-wise NMS on class-agnostic boxes often keeps one box for several classes; mask
-        features depend on the box only, so they are computed once per distinct box.
-        Image-level inputs (RefineMask's semantic branch) are computed once per batch.
+        Detections are processed `mask_chunk` at a time (memory is bounded by the chunk), in
+        the order of their boxes: class-wise NMS on class-agnostic boxes often keeps one box for
+        several classes, and mask features depend on the box only, so within a chunk they are
+        computed once per distinct box. Image-level inputs (RefineMask's semantic branch) are
+        computed once per batch.
         """
         rois = rois_with_batch_index(boxes)  # (N, 5)
-        uniq, inv = torch.unique(rois, dim=0, return_inverse=True)  # (U, 5), (N,)
+        _, inv = torch.unique(rois, dim=0, return_inverse=True)  # (N,) distinct-box index
         size = self.mask_heads[-1].sizes[-1]
         out = feats[0].new_zeros((len(rois), size, size))
         ious = None if self.mask_iou_head is None else feats[0].new_zeros(len(rois))
         if not len(rois):
             return out, ious
         contexts = [head.prepare(feats) for head in self.mask_heads]
-        step = self.settings.mask_chunk
-        for start in range(0, len(uniq), step):
-            u = uniq[start : start + step]
-            sel = torch.nonzero((inv >= start) & (inv < start + step)).flatten()
-            local, lab = inv[sel] - start, labels[sel]
+        order = torch.argsort(inv, stable=True)  # detections of one box next to each other
+        for start in range(0, len(rois), self.settings.mask_chunk):
+            sel = order[start : start + self.settings.mask_chunk]  # (K,) detections
+            first, local = torch.unique(inv[sel], return_inverse=True)  # distinct boxes here
+            u = rois[sel[torch.searchsorted(inv[sel], first)]]  # (U_c, 5), one row per box
+            lab = labels[sel]
             mask_feats = self.mask_pool(feats, u)  # (U_c, C, 14, 14)
             res, probs = None, []
             for head, ctx in zip(self.mask_heads, contexts, strict=True):
@@ -346,7 +352,8 @@ def resize_masks(probs: Tensor, size: int) -> Tensor:
     """Box-relative masks (K, S, S) → (K, size, size), bilinear on pixel centres."""
     if probs.shape[-1] == size:
         return probs
-    return F.interpolate(probs[:, None], size=(size, size), mode="bilinear")[:, 0]
+    out = F.interpolate(probs[:, None], size=(size, size), mode="bilinear", align_corners=False)
+    return out[:, 0]
 
 
 def detections(
