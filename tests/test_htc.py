@@ -83,9 +83,10 @@ def test_empty_targets_give_zero_box_and_mask_losses() -> None:
     sum(losses.values()).backward()  # no crash, a graph exists
 
 
-def test_gradient_reaches_every_trainable_parameter() -> None:
-    model = tiny_model().train()
-    losses = model([image(), image(seed=1)], [targets(), targets()])
+@pytest.mark.parametrize("heads", [(), REFINE_MS], ids=["htc", "refinemask+ms"])
+def test_gradient_reaches_every_trainable_parameter(heads: tuple[str, ...]) -> None:
+    model = tiny_model(*heads).train()
+    losses = model([image(), image(seed=1)], [targets(), targets(boxes=[[30, 30, 90, 80]])])
     sum(losses.values()).backward()
     missing = [
         n

@@ -16,6 +16,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def flow_then_convs(
+    x: Tensor, res_feat: Tensor | None, res: nn.Module | None, convs: nn.ModuleList
+) -> Tensor:
+    """HTC's mask information flow, then the head's convs: x + ReLU(res(res_feat)) when both
+    exist, then ReLU(conv) for each conv."""
+    if res is not None and res_feat is not None:
+        x = x + F.relu(res(res_feat))
+    for conv in convs:
+        x = F.relu(conv(x))
+    return x
+
+
 class HTCMaskHead(nn.Module):
     """The interface every mask head of the cascade has: `sizes` of its outputs (coarse to
     fine) with their loss weights and boundary flags (see `refinemask_loss`), `prepare` (image
@@ -49,11 +61,7 @@ class HTCMaskHead(nn.Module):
 
     def features(self, x: Tensor, res_feat: Tensor | None = None) -> Tensor:
         """roi_feats (R, C, 14, 14) [+ previous mask features] → mask features (R, D, 14, 14)."""
-        if self.res is not None and res_feat is not None:
-            x = x + F.relu(self.res(res_feat))
-        for conv in self.convs:
-            x = F.relu(conv(x))
-        return x
+        return flow_then_convs(x, res_feat, self.res, self.convs)
 
     def prepare(self, feats: list[Tensor]) -> None:
         """No image-level input."""

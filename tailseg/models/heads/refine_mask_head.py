@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from tailseg.models.heads.mask_head import flow_then_convs
 from tailseg.models.losses.refinemask import refine, up2
 
 SEMANTIC_STRIDE = 4  # the semantic branch runs on P2
@@ -142,11 +143,7 @@ class RefineMaskHead(nn.Module):
 
     def features(self, x: Tensor, res_feat: Tensor | None = None) -> Tensor:
         """roi_feats (R, C, 14, 14) [+ earlier heads' features] → (R, D, 14, 14)."""
-        if self.res is not None and res_feat is not None:
-            x = x + F.relu(self.res(res_feat))
-        for conv in self.convs:
-            x = F.relu(conv(x))
-        return x
+        return flow_then_convs(x, res_feat, self.res, self.convs)
 
     def forward(
         self,
