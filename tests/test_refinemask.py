@@ -17,7 +17,6 @@ from tailseg.models.losses import (
     boundary_region,
     mask_iou_loss,
     mask_iou_targets,
-    mask_loss,
     refine,
     refinemask_loss,
     semantic_targets,
@@ -80,12 +79,12 @@ def test_multi_resolution_loss_is_plain_bce_without_boundary_stages() -> None:
     logits = [torch.randn(3, s, s, generator=g) for s in (14, 28)]
     tgts = [(torch.rand(3, s, s, generator=g) > 0.5).float() for s in (14, 28)]
     got = refinemask_loss(logits, tgts, (0.25, 0.5), (False, False))["loss_mask"]
-    want = 0.25 * mask_loss(logits[0], tgts[0])["loss_mask"]
-    want = want + 0.5 * mask_loss(logits[1], tgts[1])["loss_mask"]
+    bce = F.binary_cross_entropy_with_logits  # torch's mean BCE: the plain definition
+    want = 0.25 * bce(logits[0], tgts[0]) + 0.5 * bce(logits[1], tgts[1])
     torch.testing.assert_close(got, want)
-    # HTC's head: one 28×28 output, weight 1 — exactly mask_loss
+    # HTC's head: one 28×28 output, weight 1 — exactly the summed BCE over its pixels / count
     one = refinemask_loss(logits[1:], tgts[1:], (1.0,), (False,))["loss_mask"]
-    assert torch.equal(one, mask_loss(logits[1], tgts[1])["loss_mask"])
+    assert torch.equal(one, bce(logits[1], tgts[1], reduction="sum") / logits[1].numel())
 
 
 def test_boundary_stage_sees_only_its_region() -> None:

@@ -205,9 +205,8 @@ class HybridTaskCascade(nn.Module):
                     mask_logits, mask_t, head.stage_weights, head.boundary_stages, global_mean=True
                 )
             )
-            if context is not None:
-                stride = SEMANTIC_STRIDE  # the semantic branch runs on P2
-                padded = (feats[0].shape[-2] * stride, feats[0].shape[-1] * stride)
+            if context is not None:  # the semantic map covers the padded batch at stride 4
+                padded = tuple(n * SEMANTIC_STRIDE for n in context.logits.shape[-2:])
                 sem_t = semantic_targets([t.masks for t in targets], padded, SEMANTIC_STRIDE)
                 stage_losses.update(semantic_loss(context.logits[:, 0], sem_t, global_mean=True))
             if self.mask_iou_head is not None and i == len(self.stages) - 1:

@@ -4,7 +4,6 @@ from tailseg.models.losses.classification import ClassificationLoss, SoftmaxCros
 from tailseg.models.losses.detection import (
     box_regression_loss,
     global_mean_of,
-    mask_loss,
     rpn_loss,
     smooth_l1,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "global_mean_of",
     "mask_iou_loss",
     "mask_iou_targets",
-    "mask_loss",
     "refine",
     "refinemask_loss",
     "rpn_loss",

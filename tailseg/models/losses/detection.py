@@ -44,20 +44,10 @@ def box_regression_loss(
     return {"loss_bbox": loss / max(labels.numel(), 1)}
 
 
-def mask_loss(logits: Tensor, targets: Tensor, global_mean: bool = False) -> dict[str, Tensor]:
-    """logits (P, 28, 28) of each positive's own class, targets (P, 28, 28) 0/1 → mean BCE.
-
-    With `global_mean` under torch.distributed, the mean is over the positives of *all* ranks
-    (see `global_mean_of`), so that averaging gradients across ranks gives exactly the
-    single-process batch's gradient.
-    """
-    total = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
-    return {"loss_mask": global_mean_of(total, logits.numel(), global_mean)}
-
-
 def global_mean_of(total: Tensor, count: Tensor | int, global_mean: bool) -> Tensor:
-    """total / count; under torch.distributed with `global_mean`, total · world / Σ_ranks count,
-    so that averaging gradients over ranks gives the whole batch's mean."""
+    """total / count; under torch.distributed with `global_mean`, total · world / Σ_ranks count
+    (the count all-reduced, the loss scaled by the world size), so that averaging gradients
+    across ranks gives exactly the single-process batch's mean."""
     n = total.new_tensor(float(count))
     scale = 1.0
     if global_mean and dist.is_available() and dist.is_initialized():

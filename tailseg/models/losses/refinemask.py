@@ -68,7 +68,7 @@ def refinemask_loss(
     stage's target or of its binarised prediction, found at the previous size and upsampled;
     that prediction is the previous stages merged as at inference (`refine_step`, width 1).
     Returns `loss_mask` = Σ_s stage_weights[s] · loss_s. With `global_mean` under
-    torch.distributed the pixel counts are all-reduced (see `mask_loss`).
+    torch.distributed the pixel counts are all-reduced (see `global_mean_of`).
     """
     if not (len(logits) == len(targets) == len(stage_weights) == len(boundary_stages)):
         raise ValueError("one target, weight and boundary flag per mask resolution")
