@@ -20,6 +20,7 @@ from tailseg.models.heads import rois_with_batch_index
 from tailseg.models.losses import refinemask_loss, semantic_loss, semantic_targets
 from tailseg.structures import Targets
 from tailseg.structures.detections import paste_one
+from tests.conftest import float64
 from tests.test_htc import C, tiny_model
 
 
@@ -29,10 +30,10 @@ def gear(seed: int, size: int = 160) -> tuple[torch.Tensor, Targets]:
     radius = 58 + 6 * torch.sign(torch.sin(24 * torch.atan2(yy - cy, xx - cx)))
     mask = ((yy - cy) ** 2 + (xx - cx) ** 2).sqrt() <= radius
     g = torch.Generator().manual_seed(seed)
-    img = torch.randint(40, 90, (3, size, size), generator=g).float()
+    img = torch.randint(40, 90, (3, size, size), generator=g).to(torch.get_default_dtype())
     img[:, mask] = torch.tensor([200.0, 120.0, 60.0])[:, None]
     ys, xs = torch.nonzero(mask, as_tuple=True)
-    box = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float32)
+    box = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]).to(img.dtype)
     none = torch.zeros(0, dtype=torch.long)
     one = torch.zeros(1, dtype=torch.bool)
     t = Targets(box, torch.tensor([seed % C]), mask[None], one, seed, (size, size), none, none)
@@ -46,6 +47,13 @@ def boundary_iou(a: np.ndarray, b: np.ndarray, d: int) -> float:
 
 @pytest.mark.slow
 def test_refinemask_beats_28x28_masks_at_the_boundary_of_large_objects() -> None:
+    # float64: 300 optimiser steps amplify float32's kernel-dependent rounding (the memory
+    # layout alone moved the refined head's score from 0.86 to 0.79 in float32)
+    with float64():
+        _overfit_and_compare()
+
+
+def _overfit_and_compare() -> None:
     model = tiny_model("model.roi.mask_heads=[htc,htc,refinemask]").train()
     images, tg = zip(*[gear(1), gear(2)], strict=True)
     rois = rois_with_batch_index([t.boxes for t in tg])
@@ -86,7 +94,8 @@ def test_refinemask_beats_28x28_masks_at_the_boundary_of_large_objects() -> None
             for head in model.mask_heads:
                 logits, res = head(x, res, t.labels, one, head.prepare(feats[:4]))
                 canvas = np.zeros(t.image_size, np.uint8)
-                paste_one(canvas, head.refined(logits).sigmoid()[0], t.boxes[0], 0.5)
+                probs = head.refined(logits).sigmoid()[0].float()
+                paste_one(canvas, probs, t.boxes[0].float(), 0.5)
                 scores.append(boundary_iou(canvas, gt, d))
-            # measured here: 0.86 and 0.85 against 0.75 for both 28×28 heads (which learn a disk)
+            # measured here: 0.93 and 0.94 against 0.75 for both 28×28 heads (which learn a disk)
             assert scores[2] > max(scores[:2]) + 0.05, scores

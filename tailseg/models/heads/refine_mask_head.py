@@ -20,6 +20,9 @@ final 112×112 and the semantic map): there fan_out is 1 (or the class count), a
 gave initial logits with a standard deviation of 600 at 112×112 on the tiny model (BCE in the
 hundreds, whose gradients then dominate a clipped step); they start at N(0, 0.001²) instead,
 as detectron2's mask predictor, so every mask starts at probability ½.
+
+In the cascade the head's weights are channels-last (see `HybridTaskCascade`), and so are its
+activations: the concatenations keep that layout (`_cat`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ class SemanticContext:
 
 def _conv(cin: int, cout: int, k: int = 1, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation)
+
+
+def _cat(parts: list[Tensor]) -> Tensor:
+    """Concatenation along channels, channels-last (the head's layout; torch.cat would give
+    NCHW for the one-channel masks and each conv would then copy its input back). Under
+    autograd (training) a plain cat, as cat(out=) has no gradient."""
+    if torch.is_grad_enabled():
+        return torch.cat(parts, 1)
+    n, _, h, w = parts[0].shape
+    shape = (n, sum(p.shape[1] for p in parts), h, w)
+    x = parts[0]
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    return torch.cat(parts, 1, out=out)
 
 
 def _class_logits(conv: nn.Conv2d, x: Tensor, labels: Tensor) -> Tensor:
@@ -80,15 +96,19 @@ class FusionStage(nn.Module):
         s = x.shape[-1]
         scale = 1.0 / SEMANTIC_STRIDE
         isf = roi_align(sem_feat, rois, (s, s), scale, sampling_ratio=0, aligned=True)
-        isf = F.relu(self.semantic_out(isf))  # (N, C, S, S)
+        isf = F.relu(self.semantic_out(isf), inplace=True)  # (N, C, S, S)
         logits = _class_logits(self.mask, x, labels)  # (N, S, S)
         inst_mask = logits.sigmoid()[:, None]  # (N, 1, S, S)
         sem_mask = roi_align(sem_prob, rois, (s, s), scale, sampling_ratio=0, aligned=True)
-        f = F.relu(self.fuse_in(torch.cat([x, isf, inst_mask, sem_mask], 1)))  # (N, C, S, S)
-        f = F.relu(self.merge(sum(branch(f) for branch in self.branches)))
-        f = F.relu(self.fuse_out(f))  # (N, C/2 − 2, S, S)
-        f = F.relu(F.interpolate(f, scale_factor=2, mode="bilinear", align_corners=False))
-        return logits, torch.cat([f, up2(inst_mask), up2(sem_mask)], 1)  # (N, C/2, 2S, 2S)
+        f = F.relu(self.fuse_in(_cat([x, isf, inst_mask, sem_mask])), inplace=True)  # (N, C, S, S)
+        y = self.branches[0](f)
+        for branch in self.branches[1:]:
+            y += branch(f)
+        f = F.relu(self.merge(y), inplace=True)
+        f = F.relu(self.fuse_out(f), inplace=True)  # (N, C/2 − 2, S, S)
+        # no ReLU after the upsampling: bilinear weights are convex, f stays ≥ 0
+        f = F.interpolate(f, scale_factor=2, mode="bilinear", align_corners=False)
+        return logits, _cat([f, up2(inst_mask), up2(sem_mask)])  # (N, C/2, 2S, 2S)
 
 
 class RefineMaskHead(nn.Module):
@@ -138,7 +158,8 @@ class RefineMaskHead(nn.Module):
         x = feats[0]
         for conv in self.semantic_convs:
             x = F.relu(conv(x))  # (B, D, H/4, W/4)
-        stage_feats = [F.relu(stage.semantic_in(x)) for stage in self.stages]
+        # contiguous: RoIAlign reads NCHW, and these are read once per chunk of RoIs
+        stage_feats = [F.relu(stage.semantic_in(x)).contiguous() for stage in self.stages]
         return SemanticContext(self.semantic_logits(x), stage_feats)
 
     def features(self, x: Tensor, res_feat: Tensor | None = None) -> Tensor:
