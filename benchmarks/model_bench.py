@@ -1,10 +1,12 @@
 """Model speed and memory: tailseg HTC-R50 against torchvision's Mask R-CNN R50-FPN.
 
-    python benchmarks/model_bench.py [--tasks infer,train] [--repeat 3]
-        [--tools tailseg,tailseg+rm+ms,torchvision]
+    python benchmarks/model_bench.py [--tasks infer,train,backbone] [--repeat 3]
+        [--tools tailseg,tailseg+rm+ms,torchvision,swin-t,cbswin-t,cbswin-t+cp,swin-t+cp]
 
 `tailseg+rm+ms` is the report's model: HTC-R50 with RefineMask as the last stage's mask head
-and Mask Scoring, measured beside plain HTC (`tailseg`) in the same run.
+and Mask Scoring, measured beside plain HTC (`tailseg`) in the same run. `swin-t` is HTC (the
+same heads as `tailseg`) on a Swin-T, `cbswin-t` on CBNetV2's composite of two Swin-T, `+cp`
+with activation checkpointing in the Swin blocks.
 
 Both models have random weights, 1,203 classes (+ background) and the same input. Each run is
 a fresh process, so peak RSS is its own.
@@ -15,11 +17,15 @@ a fresh process, so peak RSS is its own.
   forward pass's FLOPs (torch's FlopCounterMode: convolutions, matmuls; one more run after the
   timed ones), whose ratio is the floor of the time ratio for equally efficient kernels.
 - `train`: one training step (forward + backward) on 2 images of 512×512 with 8 objects each,
-  the fastest of `--repeat`.
+  the fastest of `--repeat`; also the step's own memory (peak RSS minus RSS before it).
+- `backbone`: forward + backward of the backbone alone on 2 × 512² (the sum of squares of every
+  level it returns, both networks' for a composite): time and the step's own memory — the
+  backbone's share of training memory, which activation checkpointing should at least halve.
 
 Ratios are tailseg / torchvision (HTC has three cascade stages; the targets are ≤ 2× the
 latency and ≤ 1.5× the memory) and tailseg+rm+ms / tailseg (targets: ≤ 1.5× the time of
-inference and of a training step, ≤ 3 GB peak RSS at inference). mmdetection's HTC is not
+inference and of a training step, ≤ 3 GB peak RSS at inference), cbswin-t / swin-t (≤ 2.3×
+a training step, ≤ 2.1× inference). mmdetection's HTC is not
 run: mmcv's compiled operators have no build for torch 2.14.1 (`pip install mmcv` would compile
 them from source).
 """
@@ -37,6 +43,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 CLASSES = 1203
+SWIN_TOOLS = {  # tool → (CBNetV2 composite, activation checkpointing), HTC heads as `tailseg`
+    "swin-t": (False, False),
+    "swin-t+cp": (False, True),
+    "cbswin-t": (True, False),
+    "cbswin-t+cp": (True, True),
+}
 
 
 def _targets_tv(h: int, w: int, n: int, g: torch.Generator) -> dict:
@@ -50,18 +62,33 @@ def _targets_tv(h: int, w: int, n: int, g: torch.Generator) -> dict:
     return {"boxes": boxes, "labels": labels, "masks": masks}
 
 
+RATIOS = (
+    ("tailseg", "torchvision"),
+    ("tailseg+rm+ms", "tailseg"),
+    ("cbswin-t", "swin-t"),
+    ("cbswin-t+cp", "cbswin-t"),
+    ("swin-t+cp", "swin-t"),
+)
+
+
 def worker(tool: str, task: str, repeat: int) -> dict:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    if tool.startswith("tailseg"):
-        from tailseg.config import InferConfig, ModelConfig, RoIConfig
+    ours = tool.startswith("tailseg") or tool in SWIN_TOOLS
+    if ours:
+        from tailseg.config import BackboneConfig, InferConfig, ModelConfig, RoIConfig
         from tailseg.models.build import build_model
         from tailseg.structures.targets import Targets
 
-        roi = RoIConfig()
+        roi, backbone = RoIConfig(), BackboneConfig()
         if tool == "tailseg+rm+ms":
             roi = RoIConfig(mask_heads=("htc", "htc", "refinemask"), mask_scoring=True)
-        cfg = ModelConfig(num_classes=CLASSES, roi=roi)
+        elif tool in SWIN_TOOLS:
+            composite, checkpoint = SWIN_TOOLS[tool]
+            backbone = BackboneConfig(
+                kind="swin", frozen_stages=0, composite=composite, checkpoint=checkpoint
+            )  # Swin-T: embed 96, depths (2, 2, 6, 2), window 7, drop path 0.2
+        cfg = ModelConfig(num_classes=CLASSES, roi=roi, backbone=backbone)
         model = build_model(cfg, InferConfig(max_per_img=1000))
     else:
         from torchvision.models.detection import maskrcnn_resnet50_fpn
@@ -78,13 +105,13 @@ def worker(tool: str, task: str, repeat: int) -> dict:
     if task == "infer":
         model.eval()
         image = torch.randint(0, 256, (3, 800, 1333), generator=g, dtype=torch.uint8)
-        if not tool.startswith("tailseg"):
+        if not ours:
             image = image.float() / 255
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
             with torch.no_grad():
-                if tool.startswith("tailseg"):
+                if ours:
                     (det,) = model([image])
                     n = len(det.to_rles())  # full-image masks, RLE-encoded
                 else:
@@ -95,15 +122,28 @@ def worker(tool: str, task: str, repeat: int) -> dict:
         with torch.no_grad(), FlopCounterMode(display=False) as flops:
             model([image])  # after the timed runs: counting slows the operators down
         extra = {"detections": n, "tflop": flops.get_total_flops() / 1e12}
+    elif task == "backbone":  # forward + backward of the backbone alone (every level it returns)
+        model.train()
+        x = torch.rand(2, 3, 512, 512, generator=g)
+        pair = getattr(model.backbone, "forward_pair", None)
+        times, before = [], _rss_gb()
+        for _ in range(repeat):
+            model.zero_grad()
+            start = time.perf_counter()
+            levels = [y for out in pair(x) for y in out] if pair else model.backbone(x)
+            sum(y.square().mean() for y in levels).backward()
+            times.append(time.perf_counter() - start)
+        seconds = min(times)
+        extra = {"step_gb": _peak_gb() - before}
     else:
         model.train()
         tv = [_targets_tv(512, 512, 8, g) for _ in range(2)]
         images = [torch.randint(0, 256, (3, 512, 512), generator=g, dtype=torch.uint8) for _ in tv]
-        times = []
+        times, before = [], _rss_gb()
         for _ in range(repeat):
             model.zero_grad()
             start = time.perf_counter()
-            if tool.startswith("tailseg"):
+            if ours:
                 none = torch.zeros(0, dtype=torch.long)
                 targets = [
                     Targets(
@@ -124,9 +164,17 @@ def worker(tool: str, task: str, repeat: int) -> dict:
             sum(losses.values()).backward()
             times.append(time.perf_counter() - start)
         seconds = min(times)
-        extra = {"losses": len(losses)}
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    return {"tool": tool, "task": task, "seconds": seconds, "peak_rss_gb": peak, **extra}
+        extra = {"losses": len(losses), "step_gb": _peak_gb() - before}
+    return {"tool": tool, "task": task, "seconds": seconds, "peak_rss_gb": _peak_gb(), **extra}
+
+
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _rss_gb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1024**3
 
 
 def main() -> None:
@@ -154,13 +202,17 @@ def main() -> None:
             what = ""
             if task == "infer":
                 what = f"{row['detections']} detections, {row['tflop']:.2f} TFLOP"
+            elif "step_gb" in row:
+                what = f"the step itself {row['step_gb']:.2f} GB above the model"
             secs, gb = row["seconds"], row["peak_rss_gb"]
             print(f"{task:6s} {tool:14s} {secs:7.2f} s  {gb:6.2f} GB  {what}")
     for task in args.tasks.split(","):
-        for num, den in (("tailseg", "torchvision"), ("tailseg+rm+ms", "tailseg")):
+        for num, den in RATIOS:
             a, b = rows.get((task, num)), rows.get((task, den))
             if a and b:
                 flops = f"  FLOP {a['tflop'] / b['tflop']:.2f}" if "tflop" in a else ""
+                if "step_gb" in a and b["step_gb"] > 0:
+                    flops = f"  step memory {a['step_gb'] / b['step_gb']:.2f}"
                 print(
                     f"ratio {task} {num}/{den}: time {a['seconds'] / b['seconds']:.2f}  "
                     f"peak RSS {a['peak_rss_gb'] / b['peak_rss_gb']:.2f}{flops}"

@@ -7,6 +7,7 @@ import argparse
 from torch import nn
 
 from tailseg.cli.common import load_run_config
+from tailseg.models.backbones.cbnet import CompositeBackbone
 from tailseg.models.build import build_model
 
 
@@ -25,14 +26,22 @@ def count(module: nn.Module) -> tuple[int, int]:
 
 
 def model_table(model: nn.Module) -> list[tuple[str, int, int]]:
-    rows = [
-        ("backbone", *count(model.backbone)),
+    rows = [("backbone", *count(model.backbone))]
+    if isinstance(model.backbone, CompositeBackbone):
+        rows += [
+            ("  assistant", *count(model.backbone.assistant)),
+            ("  lead (no stem of its own)", *count(model.backbone.lead)),
+            ("  composite connections", *count(model.backbone.links)),
+        ]
+    rows += [
         ("neck (FPN)", *count(model.neck)),
         ("rpn", *count(model.rpn)),
     ]
     for i, (box, mask) in enumerate(zip(model.box_heads, model.mask_heads, strict=True)):
         rows.append((f"stage {i} box head", *count(box)))
         rows.append((f"stage {i} mask head ({type(mask).__name__})", *count(mask)))
+    if model.mask_iou_head is not None:
+        rows.append(("mask scoring (MaskIoU) head", *count(model.mask_iou_head)))
     rows.append(("total", *count(model)))
     return rows
 
@@ -42,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(cfg.model, cfg.infer)
     b = cfg.model.backbone
     arch = f"{b.kind}-{b.depth}" if b.kind == "resnet" else f"swin (embed {b.embed_dim})"
+    arch = f"CBNetV2 {arch} × 2" if b.composite else arch
     print(
         f"HTC, {arch} backbone, FPN {cfg.model.fpn_channels}, {cfg.model.num_classes} classes, "
         f"{len(cfg.model.roi.stage_ious)} stages, classifier {cfg.model.roi.classifier}, "

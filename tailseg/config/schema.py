@@ -161,6 +161,11 @@ class BackboneConfig:
     window_size: int = 7
     drop_path: float = 0.2
     pretrained: str = ""  # torchvision ResNet or official Swin checkpoint (.pth)
+    # CBNetV2: two networks of this kind and size, the assistant's levels composed into the
+    # lead's stages; the pretrained checkpoint fills both (see models/backbones/cbnet.py)
+    composite: bool = False
+    cb_del_stages: int = 1  # the lead drops the stem (CBNetV2's setting; the only one built)
+    checkpoint: bool = False  # swin: recompute block activations in backward (saves memory)
 
     def __post_init__(self) -> None:
         if self.kind == "resnet":
@@ -177,6 +182,8 @@ class BackboneConfig:
             dim = self.embed_dim * 2**i
             _check(dim % heads == 0, f"num_heads[{i}]", f"must divide the stage's {dim} channels")
         _fraction(self, "drop_path", open_high=True)
+        _check(self.cb_del_stages == 1, "cb_del_stages", "must be 1 (the lead drops its stem)")
+        _check(not self.checkpoint or self.kind == "swin", "checkpoint", "is for kind: swin")
 
 
 @dataclass(frozen=True)
@@ -277,9 +284,12 @@ class ModelConfig:
     fpn_channels: int = 256
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi: RoIConfig = field(default_factory=RoIConfig)
+    # CBNetV2 (backbone.composite): the assistant's RPN and RoI losses count with this weight
+    assist_loss_weight: float = 0.5
 
     def __post_init__(self) -> None:
         _check(self.num_classes >= 1, "num_classes", "must be >= 1")
+        _check(self.assist_loss_weight >= 0, "assist_loss_weight", "must be >= 0")
         _check(self.fpn_channels >= 1, "fpn_channels", "must be >= 1")
 
 

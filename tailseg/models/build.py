@@ -22,23 +22,40 @@ from tailseg.models.necks import FPN
 
 
 def build_backbone(cfg: BackboneConfig) -> nn.Module:
+    """One network, or with `composite` CBNetV2's assistant + lead (the checkpoint fills both)."""
     match cfg.kind:
         case "resnet":
-            backbone = ResNet(cfg.depth, cfg.base_width, cfg.frozen_stages)
+            if cfg.composite:
+                from tailseg.models.backbones.cbnet import CBResNet
+
+                nets = [ResNet(cfg.depth, cfg.base_width, cfg.frozen_stages) for _ in range(2)]
+                backbone = CBResNet(*nets)
+            else:
+                backbone = ResNet(cfg.depth, cfg.base_width, cfg.frozen_stages)
             if cfg.pretrained:
                 backbone.load_torchvision(load_checkpoint_file(cfg.pretrained))
             return backbone
         case "swin":
+            from tailseg.models.backbones.cbnet import CBSwinTransformer
             from tailseg.models.backbones.swin import SwinTransformer, load_official_swin
 
-            backbone = SwinTransformer(
-                embed_dim=cfg.embed_dim,
-                depths=cfg.depths,
-                num_heads=cfg.num_heads,
-                window_size=cfg.window_size,
-                drop_path=cfg.drop_path,
-                frozen_stages=cfg.frozen_stages,
-            )
+            def swin() -> SwinTransformer:
+                return SwinTransformer(
+                    embed_dim=cfg.embed_dim,
+                    depths=cfg.depths,
+                    num_heads=cfg.num_heads,
+                    window_size=cfg.window_size,
+                    drop_path=cfg.drop_path,
+                    frozen_stages=cfg.frozen_stages,
+                    checkpoint=cfg.checkpoint,
+                )
+
+            if cfg.composite:
+                cb = CBSwinTransformer(swin(), swin())
+                if cfg.pretrained:
+                    cb.load_official(load_checkpoint_file(cfg.pretrained))
+                return cb
+            backbone = swin()
             if cfg.pretrained:
                 load_official_swin(backbone, load_checkpoint_file(cfg.pretrained))
             return backbone
@@ -137,4 +154,5 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
         cfg.num_classes,
         settings,
         mask_iou_head,
+        assist_loss_weight=cfg.assist_loss_weight,
     )

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 
@@ -147,8 +148,10 @@ class SwinStage(nn.Module):
         window_size: int,
         dps: list[float],
         downsample: bool,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
+        self.checkpoint = checkpoint
         self.window_size = window_size
         self.shift = window_size // 2
         self.blocks = nn.ModuleList(
@@ -173,7 +176,11 @@ class SwinStage(nn.Module):
         """x (B, H·W, C) → (stage output (B, H·W, C), next input, its H, its W)."""
         mask = self.shift_mask(h, w, x.device) if len(self.blocks) > 1 else None
         for blk in self.blocks:
-            x = blk(x, h, w, mask)
+            if self.checkpoint and torch.is_grad_enabled():
+                # activations recomputed in backward (same drop-path draws: RNG state restored)
+                x = torch.utils.checkpoint.checkpoint(blk, x, h, w, mask, use_reentrant=False)
+            else:
+                x = blk(x, h, w, mask)
         if self.downsample is None:
             return x, x, h, w
         return x, self.downsample(x, h, w), (h + 1) // 2, (w + 1) // 2
@@ -204,6 +211,9 @@ class SwinTransformer(nn.Module):
     frozen_stages: 0 trains everything; k >= 1 freezes the patch embedding and stages 1..k with
     their output norms (as ResNet's stem and stages 1..k; mmdetection's Swin `frozen_stages=k`),
     and keeps them in eval mode (no drop path) when the model trains.
+
+    checkpoint: recompute each block's activations in the backward pass instead of keeping them
+    (torch.utils.checkpoint; mmdetection's `with_cp` / CBNetV2's `use_checkpoint`).
     """
 
     def __init__(
@@ -214,9 +224,10 @@ class SwinTransformer(nn.Module):
         window_size: int = 7,
         drop_path: float = 0.2,
         frozen_stages: int = 0,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
-        self.patch_embed = PatchEmbed(embed_dim)
+        self.patch_embed: PatchEmbed | None = PatchEmbed(embed_dim)
         n = sum(depths)
         dps = [drop_path * i / max(n - 1, 1) for i in range(n)]  # linear stochastic depth
         self.layers = nn.ModuleList()
@@ -224,7 +235,7 @@ class SwinTransformer(nn.Module):
         for i, (d, heads) in enumerate(zip(depths, num_heads, strict=True)):
             self.layers.append(
                 SwinStage(embed_dim * 2**i, d, heads, window_size, dps[start : start + d],
-                          downsample=i < len(depths) - 1)
+                          downsample=i < len(depths) - 1, checkpoint=checkpoint)
             )  # fmt: skip
             start += d
         self.out_channels = [embed_dim * 2**i for i in range(len(depths))]
@@ -241,11 +252,13 @@ class SwinTransformer(nn.Module):
         self.train()
 
     def frozen_modules(self) -> list[nn.Module]:
-        """The patch embedding, stages 1..k and their output norms (none when k = 0)."""
+        """The patch embedding (if any: a CBNet lead has none), stages 1..k and their output
+        norms (none when k = 0)."""
         k = self.frozen_stages
         if k == 0:
             return []
-        return [self.patch_embed, *self.layers[:k], *(getattr(self, f"norm{i}") for i in range(k))]
+        stem = [] if self.patch_embed is None else [self.patch_embed]
+        return [*stem, *self.layers[:k], *(getattr(self, f"norm{i}") for i in range(k))]
 
     def train(self, mode: bool = True) -> SwinTransformer:
         """Frozen parts stay in eval mode (mmdetection's `_freeze_stages` after `train`)."""
@@ -266,6 +279,8 @@ class SwinTransformer(nn.Module):
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         """Stage outputs before the output norms, each (B, H_i, W_i, C_i)."""
+        if self.patch_embed is None:
+            raise RuntimeError("this Swin has no patch embedding (a CBNet lead): run the composite")
         x, h, w = self.patch_embed(x)
         outs = []
         for stage in self.layers:

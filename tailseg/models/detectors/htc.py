@@ -11,6 +11,10 @@ Training, per stage i (IoU threshold 0.5 / 0.6 / 0.7, loss weight 1 / 0.5 / 0.25
      Mask Scoring may learn the IoU of the last stage's masks;
   5. the regressed boxes are the next stage's proposals.
 Box-head losses (classification and regression) are scaled by `box_loss_weight`.
+With a CBNetV2 composite backbone, training also runs the RPN and the cascade on the
+assistant's pyramid (same FPN and heads, the lead's proposals, as the reference's
+`two_stage.py`), with its own sampling streams and without counting its labels in Seesaw's
+class counts again; those losses are named `assist.*` and weighted by `assist_loss_weight`.
 Inference: the three stages' class logits are averaged, boxes come from the last stage, masks
 from all mask heads (with information flow) on the final boxes — each computed only for its
 detection's class — either averaged at the last head's size (`mask_merge="mean"`) or the last
@@ -28,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tailseg.models.assign import BoxCoder, Matcher, Sampler, mask_targets_at
+from tailseg.models.backbones.cbnet import CompositeBackbone
 from tailseg.models.detectors.postprocess import empty_like_dets, multiclass_nms
 from tailseg.models.detectors.preprocess import IMAGENET_MEAN, IMAGENET_STD, batch_images
 from tailseg.models.detectors.rpn import RPN
@@ -96,6 +101,7 @@ class HybridTaskCascade(nn.Module):
         mask_iou_head: MaskIoUHead | None = None,
         pixel_mean: tuple[float, float, float] = IMAGENET_MEAN,
         pixel_std: tuple[float, float, float] = IMAGENET_STD,
+        assist_loss_weight: float = 0.5,
     ) -> None:
         super().__init__()
         if not (len(box_heads) == len(mask_heads) == len(stages)):
@@ -118,6 +124,7 @@ class HybridTaskCascade(nn.Module):
         self.settings = settings
         self.pixel_mean = pixel_mean
         self.pixel_std = pixel_std
+        self.assist_loss_weight = assist_loss_weight
         # Channels-last weights: oneDNN's convolutions run on that layout without reordering
         # (on 2 CPU cores: backbone 1.4×, RefineMask 1.6× faster, less transient memory); cuDNN
         # runs both. Only the memory layout changes, not the math.
@@ -136,23 +143,41 @@ class HybridTaskCascade(nn.Module):
         its seed alone, whatever the batch or the process it lands in.
         """
         batch = batch_images(images, self.pixel_mean, self.pixel_std)
-        feats = self.pyramid(batch.tensor)  # P2..P6, (B, C, H_l, W_l)
-        roi_feats = feats[: len(self.box_pool.strides)]  # P2..P5 for RoIAlign
+        n_roi = len(self.box_pool.strides)  # RoIAlign reads P2..P5
         if not self.training:
+            feats = self.pyramid(batch.tensor)  # P2..P6, (B, C, H_l, W_l)
             proposals, _ = self.rpn(feats, batch.image_sizes)
-            return self.detect(roi_feats, proposals, batch.image_sizes)
+            return self.detect(feats[:n_roi], proposals, batch.image_sizes)
         if targets is None or len(targets) != len(images):
             raise ValueError("training needs one Targets per image")
         targets = [t.select(~t.iscrowd) for t in targets]  # crowd regions are not objects
-        gens = None
-        if seeds is not None:
-            gens = [torch.Generator().manual_seed(int(s) & 0x7FFF_FFFF_FFFF_FFFF) for s in seeds]
-        proposals, rpn_losses = self.rpn(
-            feats, batch.image_sizes, [t.boxes for t in targets], generators=gens
-        )
+        feats, assist = self.training_pyramids(batch.tensor)
+        gens = None if seeds is None else [_generator(s, stream=0) for s in seeds]
+        gt_boxes = [t.boxes for t in targets]
+        proposals, rpn_losses = self.rpn(feats, batch.image_sizes, gt_boxes, generators=gens)
         losses = {f"rpn.{k}": v for k, v in rpn_losses.items()}
-        losses.update(self.cascade_losses(roi_feats, proposals, targets, batch.image_sizes, gens))
+        losses.update(
+            self.cascade_losses(feats[:n_roi], proposals, targets, batch.image_sizes, gens)
+        )
+        if assist is not None:  # CBNetV2: the assistant's pyramid, the lead's proposals
+            gens = None if seeds is None else [_generator(s, stream=1) for s in seeds]
+            _, rpn_losses = self.rpn(assist, batch.image_sizes, gt_boxes, generators=gens)
+            more = {f"rpn.{k}": v for k, v in rpn_losses.items()}
+            more.update(
+                self.cascade_losses(
+                    assist[:n_roi], proposals, targets, batch.image_sizes, gens, count=False
+                )
+            )
+            losses.update({f"assist.{k}": v * self.assist_loss_weight for k, v in more.items()})
         return losses
+
+    def training_pyramids(self, x: Tensor) -> tuple[list[Tensor], list[Tensor] | None]:
+        """The lead's (or the only) pyramid, and a composite backbone's assistant's (else
+        None), both through the one FPN."""
+        if not isinstance(self.backbone, CompositeBackbone):
+            return self.pyramid(x), None
+        assist, lead = self.backbone.forward_pair(x)
+        return _contiguous(self.neck(lead)), _contiguous(self.neck(assist))
 
     # ------------------------------------------------------------------ training
     def cascade_losses(
@@ -162,7 +187,10 @@ class HybridTaskCascade(nn.Module):
         targets: list[Targets],
         image_sizes: list[tuple[int, int]],
         gens: list[torch.Generator] | None = None,
+        count: bool = True,
     ) -> dict[str, Tensor]:
+        """The cascade's losses on `proposals`; `count`: add the sampled labels to the
+        classification loss's state (Seesaw's class counts) — once per image per step."""
         losses: dict[str, Tensor] = {}
         c = self.num_classes
         gens = gens or [None] * len(targets)
@@ -178,7 +206,8 @@ class HybridTaskCascade(nn.Module):
             target_deltas = torch.cat(
                 [self._box_targets(i, s, t) for s, t in zip(samples, targets, strict=True)]
             )
-            self.cls_states[i].update(labels)  # e.g. Seesaw's class counts, before the loss
+            if count:
+                self.cls_states[i].update(labels)  # e.g. Seesaw's class counts, before the loss
             stage_losses = self.cls_loss(logits, labels, self.cls_states[i])
             stage_losses.update(box_regression_loss(deltas, target_deltas, labels, c))
             stage_losses = {k: v * self.settings.box_loss_weight for k, v in stage_losses.items()}
@@ -274,7 +303,7 @@ class HybridTaskCascade(nn.Module):
     def pyramid(self, x: Tensor) -> list[Tensor]:
         """Normalised padded images (B, 3, H, W) → P2..P6, NCHW-contiguous: RoIAlign's CPU
         kernel reads NCHW, so the channels-last maps are converted once here, not per chunk."""
-        return [p.contiguous() for p in self.neck(self.backbone(x))]
+        return _contiguous(self.neck(self.backbone(x)))
 
     @torch.no_grad()
     def score_boxes(
@@ -376,3 +405,19 @@ def detections(
     with Mask Scoring, else the box score."""
     mask_scores = None if ious is None else scores * ious.clamp(0.0, 1.0)
     return InstanceDetections(boxes, scores, labels, masks, image_size, mask_scores)
+
+
+def _contiguous(levels: list[Tensor]) -> list[Tensor]:
+    return [p.contiguous() for p in levels]
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    """The sampling generator of an image with `seed`: stream 0 is the (lead's) detector's,
+    stream 1 a CBNet assistant's, independent of it (SplitMix64 of the seed)."""
+    x = int(seed) & 0x7FFF_FFFF_FFFF_FFFF
+    if stream:
+        x = (x + stream * 0x9E37_79B9_7F4A_7C15) & 0xFFFF_FFFF_FFFF_FFFF
+        x = ((x ^ (x >> 30)) * 0xBF58_476D_1CE4_E5B9) & 0xFFFF_FFFF_FFFF_FFFF
+        x = ((x ^ (x >> 27)) * 0x94D0_49BB_1331_11EB) & 0xFFFF_FFFF_FFFF_FFFF
+        x = (x ^ (x >> 31)) & 0x7FFF_FFFF_FFFF_FFFF
+    return torch.Generator().manual_seed(x)
