@@ -21,6 +21,9 @@ a fresh process, so peak RSS is its own.
 - `backbone`: forward + backward of the backbone alone on 2 × 512² (the sum of squares of every
   level it returns, both networks' for a composite): time and the step's own memory — the
   backbone's share of training memory, which activation checkpointing should at least halve.
+  Its worker runs with MALLOC_MMAP_THRESHOLD_=65536 so that freed activations leave the RSS
+  (glibc's heap otherwise keeps them: CB-Swin-T's step then reads 3.16 → 1.90 GB with
+  checkpointing instead of 2.38 → 0.64 GB); its times are then not comparable with `train`.
 
 Ratios are tailseg / torchvision (HTC has three cascade stages; the targets are ≤ 2× the
 latency and ≤ 1.5× the memory) and tailseg+rm+ms / tailseg (targets: ≤ 1.5× the time of
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -192,7 +196,10 @@ def main() -> None:
     for task in args.tasks.split(","):
         for tool in args.tools.split(","):
             cmd = [sys.executable, __file__, "--worker", tool, task, "--repeat", str(args.repeat)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            env = dict(os.environ)
+            if task == "backbone":  # glibc's heap would keep freed activations in the RSS
+                env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 reason = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"{task:6s} {tool:12s} failed: {reason}")

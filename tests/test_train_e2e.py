@@ -99,11 +99,17 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+COMPOSITE = ("model.backbone.composite=true",)  # CBNetV2: the assistant's state and losses too
+
+
 @pytest.mark.slow
-def test_sigkill_mid_checkpoint_then_resume_gives_the_same_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbone", [(), COMPOSITE], ids=["resnet", "cb-resnet"])
+def test_sigkill_mid_checkpoint_then_resume_gives_the_same_weights(
+    tmp_path: Path, backbone: tuple[str, ...]
+) -> None:
     def train_cli(out: Path, *extra: str, prefix: tuple[str, ...] = ("-m", "tailseg.cli.main")):
         return subprocess.run(
-            [sys.executable, *prefix, *_cmd(out, [*SHORT, *extra])[3:]],
+            [sys.executable, *prefix, *_cmd(out, [*SHORT, *backbone, *extra])[3:]],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -141,7 +147,10 @@ SAME_SIZE = [  # every sample 96×128, so batching (padding) cannot tell the lay
 
 
 @pytest.mark.slow
-def test_two_processes_train_like_one_with_twice_the_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbone", [(), COMPOSITE], ids=["resnet", "cb-resnet"])
+def test_two_processes_train_like_one_with_twice_the_batch(
+    tmp_path: Path, backbone: tuple[str, ...]
+) -> None:
     """2 processes × batch 2 train like 1 process × batch 4: same losses, same weights.
 
     Why float64: a batch of 4 and a batch of 2 run different CPU kernels (blocking, vector
@@ -156,6 +165,7 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path: Path) -> No
     """
     torchrun = Path(sys.executable).with_name("torchrun")
     base = ["-m", "tailseg.cli.main", "train", "tiny", "--no-progress", *SMALL, *SAME_SIZE]
+    base += backbone
     one = subprocess.run(
         [sys.executable, *base, "--out", str(tmp_path / "one"), "train.batch_size=4"],
         cwd=REPO,
@@ -187,21 +197,25 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path: Path) -> No
     b = checkpoint.load(tmp_path / "two" / "last.pt")
     assert a["state"]["global_iter"] == b["state"]["global_iter"] == 3
     la, lb = a["state"]["history"][0], b["state"]["history"][0]
-    keys = [k for k in la if k.startswith(("loss", "rpn.", "s0.", "s1.", "s2."))]
+    keys = [k for k in la if k.startswith(("loss", "rpn.", "s0.", "s1.", "s2.", "assist."))]
     assert len(keys) >= 10 and "s2.loss_mask" in keys
+    assert ("assist.s2.loss_mask" in keys) == bool(backbone)
     for key in keys:
         assert la[key] == pytest.approx(lb[key], rel=1e-7, abs=1e-9), key  # same losses
     floats = [k for k, v in a["model"].items() if v.dtype.is_floating_point]
     assert all(a["model"][k].dtype == torch.float64 for k in floats)
     worst = max(float((a["model"][k] - b["model"][k]).abs().max()) for k in floats)
     assert worst <= 1e-6, worst  # same weights (Adam has moved them by ~3·lr = 1.2e-3)
-    moved = max(float((a["model"][k] - c).abs().max()) for k, c in _initial(tmp_path).items())
+    moved = max(
+        float((a["model"][k] - c).abs().max()) for k, c in _initial(tmp_path, backbone).items()
+    )
     assert moved > 1e-4  # and they did train
 
 
-def _initial(tmp_path: Path) -> dict[str, torch.Tensor]:
+def _initial(tmp_path: Path, backbone: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """The weights the runs started from (same seed, float64)."""
-    cfg = load_config(str(REPO / "tailseg" / "configs" / "tiny.yaml"), [*SMALL, *SAME_SIZE])
+    overrides = [*SMALL, *SAME_SIZE, *backbone]
+    cfg = load_config(str(REPO / "tailseg" / "configs" / "tiny.yaml"), overrides)
     with float64():
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model, cfg.infer)

@@ -76,3 +76,19 @@ def test_multi_scale_flip_tta_returns_image_frame_detections(heads: tuple[str, .
         masks, ious = aug.masks(det.boxes, det.labels)
         torch.testing.assert_close(masks, det.masks)
         torch.testing.assert_close(det.mask_scores, det.scores * ious.clamp(0, 1))
+
+
+@MODELS
+def test_recomputing_features_per_phase_gives_the_held_features_result(
+    heads: tuple[str, ...],
+) -> None:
+    model = tiny_model("infer.max_per_img=20", *heads).eval()
+    img = image(80, 100, seed=5)
+    scales = [(128, 96), (160, 120)]
+    held = tta_detect(model, img, scales, flip=True)
+    calls = []
+    model.neck.register_forward_hook(lambda m, args, out: calls.append(1))
+    again = tta_detect(model, img, scales, flip=True, hold_features=False)
+    assert len(calls) == 3 * 4  # 4 frames, once in each of the 3 phases
+    for field in ("boxes", "scores", "labels", "masks", "segm_scores"):
+        assert torch.equal(getattr(again, field), getattr(held, field)), field

@@ -377,6 +377,9 @@ class InferConfig:
     tta: bool = False
     tta_scales: tuple[tuple[int, int], ...] = ()
     tta_flip: bool = True
+    # hold every augmentation's FPN features through TTA's three phases (fast), or recompute
+    # them per phase, one frame at a time (two more backbone passes, a fraction of the memory)
+    tta_hold_features: bool = True
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_per_img <= 10000, "max_per_img", "must be in 1..10000")

@@ -141,7 +141,7 @@ def detect(model: HybridTaskCascade, image: Tensor, cfg: Config) -> InstanceDete
     if not infer.tta:
         return predict_image(model, image, infer)
     scales = [tuple(s) for s in infer.tta_scales] or [(infer.max_size, infer.short_side)]
-    return tta_detect(model, image, scales, infer.tta_flip)
+    return tta_detect(model, image, scales, infer.tta_flip, infer.tta_hold_features)
 
 
 def results_of(

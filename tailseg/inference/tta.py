@@ -14,6 +14,12 @@ For an image and augmentations a = (scale, flip):
      box-relative masks, so memory stays at N × S × S per augmentation; with Mask Scoring the
      predicted IoUs are averaged too, and the mask score is the box score × that mean.
 With one augmentation (no flip) every step reduces to plain inference, exactly.
+
+Each augmentation's FPN features are used by the three phases (proposals, scores, masks). By
+default they are computed once and held (8 frames of the report's scales: about 1.6 GB on an
+800×1333 image); `hold_features=False` (`infer.tta_hold_features`) recomputes them in each
+phase instead, holding one frame at a time, for two more backbone passes per frame. The
+results are the same.
 """
 
 from __future__ import annotations
@@ -48,9 +54,11 @@ def from_frame(boxes: Tensor, scale: tuple[float, float], flip: bool, width: int
 
 @dataclass
 class Frame:
-    """One augmentation of the image: FPN features, its size, scale (sx, sy) and flip."""
+    """One augmentation of the image: its resized image (flip not yet applied), FPN features
+    (None when not held), its size, scale (sx, sy) and flip."""
 
-    feats: list[Tensor]
+    image: Tensor
+    feats: list[Tensor] | None
     size: tuple[int, int]
     scale: tuple[float, float]
     flip: bool
@@ -62,20 +70,36 @@ class Augmented:
     so the result equals plain inference bit for bit)."""
 
     def __init__(
-        self, model: HybridTaskCascade, image: Tensor, scales: list[tuple[int, int]], flip: bool
+        self,
+        model: HybridTaskCascade,
+        image: Tensor,
+        scales: list[tuple[int, int]],
+        flip: bool,
+        hold_features: bool = True,
     ) -> None:
         self.model = model
         self.h, self.w = image.shape[-2:]
+        self.hold = hold_features
         device = next(model.parameters()).device
         self.frames: list[Frame] = []
         for long_side, short_side in scales:
             size = scaled_size(self.h, self.w, short_side, long_side)
             img = resize_image(image, size).to(device)
             for f in (False, True) if flip else (False,):
-                feats, sizes = model.features([img.flip(-1) if f else img])
-                self.frames.append(Frame(feats, sizes[0], (size[1] / self.w, size[0] / self.h), f))
+                fr = Frame(img, None, size, (size[1] / self.w, size[0] / self.h), f)
+                if self.hold:
+                    fr.feats = self.features(fr)
+                self.frames.append(fr)
         self.single = len(self.frames) == 1
         self.n_roi = len(model.box_pool.strides)  # RoI features come from P2..P5
+
+    @torch.no_grad()
+    def features(self, fr: Frame) -> list[Tensor]:
+        """The frame's FPN levels P2..P6: held, or computed now."""
+        if fr.feats is not None:
+            return fr.feats
+        feats, _ = self.model.features([fr.image.flip(-1) if fr.flip else fr.image])
+        return feats
 
     def to_frame(self, boxes: Tensor, fr: Frame) -> Tensor:
         return boxes if self.single else to_frame(boxes, fr.scale, fr.flip, fr.size[1])
@@ -88,7 +112,7 @@ class Augmented:
         """Every augmentation's proposals in the image frame, merged by NMS."""
         props, scores = [], []
         for fr in self.frames:
-            ((b, sc),) = self.model.rpn.propose(fr.feats, [fr.size])
+            ((b, sc),) = self.model.rpn.propose(self.features(fr), [fr.size])
             props.append(self.from_frame(b, fr))
             scores.append(sc)
         if self.single:
@@ -102,9 +126,8 @@ class Augmented:
         """Class probabilities (R, C) and boxes (R, 4) averaged over augmentations."""
         probs_sum, boxes_sum = None, None
         for fr in self.frames:
-            (p,), (b,) = self.model.score_boxes(
-                fr.feats[: self.n_roi], [self.to_frame(proposals, fr)], [fr.size]
-            )
+            feats = self.features(fr)[: self.n_roi]
+            (p,), (b,) = self.model.score_boxes(feats, [self.to_frame(proposals, fr)], [fr.size])
             b = self.from_frame(b, fr)
             probs_sum = p if probs_sum is None else probs_sum + p
             boxes_sum = b if boxes_sum is None else boxes_sum + b
@@ -120,7 +143,8 @@ class Augmented:
         without Mask Scoring), averaged over augmentations (flips mirrored back)."""
         total, total_iou = None, None
         for fr in self.frames:
-            m, iou = self.model.masks(fr.feats[: self.n_roi], [self.to_frame(boxes, fr)], labels)
+            feats = self.features(fr)[: self.n_roi]
+            m, iou = self.model.masks(feats, [self.to_frame(boxes, fr)], labels)
             m = m.flip(-1) if fr.flip else m
             total = m if total is None else total + m
             if iou is not None:
@@ -131,11 +155,16 @@ class Augmented:
 
 @torch.no_grad()
 def tta_detect(
-    model: HybridTaskCascade, image: Tensor, scales: list[tuple[int, int]], flip: bool
+    model: HybridTaskCascade,
+    image: Tensor,
+    scales: list[tuple[int, int]],
+    flip: bool,
+    hold_features: bool = True,
 ) -> InstanceDetections:
-    """Detections of a uint8 (3, H, W) image in its own frame, over scales × {no flip, flip}."""
+    """Detections of a uint8 (3, H, W) image in its own frame, over scales × {no flip, flip};
+    `hold_features=False` bounds memory to one frame's features (see the module docstring)."""
     model.eval()
-    aug = Augmented(model, image, scales, flip)
+    aug = Augmented(model, image, scales, flip, hold_features)
     probs, boxes = aug.score(aug.proposals())
     det_boxes, det_scores, det_labels = model.nms(boxes, probs)
     masks, ious = aug.masks(det_boxes, det_labels)
