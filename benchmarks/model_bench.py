@@ -127,6 +127,8 @@ def worker(tool: str, task: str, repeat: int) -> dict:
             model([image])  # after the timed runs: counting slows the operators down
         extra = {"detections": n, "tflop": flops.get_total_flops() / 1e12}
     elif task == "backbone":  # forward + backward of the backbone alone (every level it returns)
+        if not ours:
+            raise SystemExit("the backbone task measures tailseg's backbones only")
         model.train()
         x = torch.rand(2, 3, 512, 512, generator=g)
         pair = getattr(model.backbone, "forward_pair", None)

@@ -217,3 +217,13 @@ def test_model_table_breaks_the_composite_down() -> None:
     rows = {name.strip(): t + f for name, t, f in model_table(tiny_model(CB))}
     parts = ("assistant", "lead (no stem of its own)", "composite connections")
     assert rows["backbone"] == sum(rows[p] for p in parts) > 0
+
+
+def test_a_composite_checkpoint_in_a_single_backbone_model_names_the_key() -> None:
+    from tailseg.engine.checkpoint import CheckpointError, load_weights
+
+    weights = tiny_model(CB).state_dict()
+    with pytest.raises(CheckpointError, match=r"model\.backbone\.composite"):
+        load_weights(tiny_model(), weights, "cb.pt")
+    with pytest.raises(CheckpointError, match=r"model\.backbone\.composite"):
+        load_weights(tiny_model(CB), tiny_model().state_dict(), "single.pt")

@@ -20,7 +20,7 @@ from tailseg.data.splits import split_files
 from tailseg.engine import checkpoint
 from tailseg.engine.checkpoint import CheckpointError
 from tailseg.engine.run_dir import LOCK, RunDirError, claim
-from tailseg.engine.trainer import train
+from tailseg.engine.trainer import _check_resumable, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_DATA = [
@@ -135,6 +135,19 @@ def test_resume_with_another_architecture_is_refused_before_anything_is_written(
     ):
         train(tiny("model.backbone.depth=14"), tmp_path, resume=True, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK, "last.pt"]
+
+
+def test_a_run_from_before_a_new_model_field_resumes_while_the_field_is_at_its_default(
+    tmp_path: Path,
+) -> None:
+    old = to_dict(tiny())
+    del old["model"]["assist_loss_weight"]  # as a checkpoint written before the field existed
+    del old["model"]["backbone"]["composite"]
+    checkpoint.save(tmp_path / "last.pt", {"model": {}, "config": old})
+    found = (tmp_path / "last.pt", checkpoint.load(tmp_path / "last.pt"))
+    _check_resumable(*found, tiny())  # the defaults: the same model
+    with pytest.raises(CheckpointError, match=r"model\.backbone\.composite: None in the"):
+        _check_resumable(*found, tiny("model.backbone.composite=true"))
 
 
 def test_resume_with_weights_that_do_not_fit_is_one_error(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ def category_entries(categories: Iterable[Any]) -> list[dict[str, Any]]:
 _SWITCHES = (
     (r"mask_iou_head\.", "model.roi.mask_scoring"),
     (r"mask_heads\.(\d+)\.", "model.roi.mask_heads[{}]"),
+    (r"backbone\.(?:assistant|lead|links)\.", "model.backbone.composite"),
 )
 
 

@@ -356,8 +356,12 @@ def _check_resumable(path: Path, ck: dict[str, Any], cfg: Config) -> None:
     before = ck.get("config")
     if not isinstance(before, dict):
         raise checkpoint.CheckpointError(f"{path}: config: missing; cannot check the resume")
-    now = to_dict(cfg)
-    changed = _flat_diff(before, now)
+    now, defaults = to_dict(cfg), to_dict(Config())
+    changed = [  # a field added since the run started, at its default value, changes nothing
+        k
+        for k in _flat_diff(before, now)
+        if not (_absent(before, k) and _flat(now, k) == _flat(defaults, k))
+    ]
     fixed = [k for k in changed if k.split(".", 1)[0] in RESUME_FIXED]
     if fixed:
         shown = "; ".join(
@@ -378,6 +382,14 @@ def _flat_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += _flat_diff(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]
+
+
+def _absent(d: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return True
+        d = d[part]
+    return False
 
 
 def _flat(d: Any, dotted: str) -> Any:

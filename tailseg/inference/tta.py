@@ -145,6 +145,7 @@ class Augmented:
         for fr in self.frames:
             feats = self.features(fr)[: self.n_roi]
             m, iou = self.model.masks(feats, [self.to_frame(boxes, fr)], labels)
+            del feats  # not held: free this frame's features before the next frame's
             m = m.flip(-1) if fr.flip else m
             total = m if total is None else total + m
             if iou is not None:

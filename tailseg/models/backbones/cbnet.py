@@ -55,8 +55,11 @@ class CBSwinTransformer(CompositeBackbone):
 
     def __init__(self, assistant: SwinTransformer, lead: SwinTransformer) -> None:
         super().__init__()
-        if assistant.out_channels != lead.out_channels or len(assistant.layers) != len(lead.layers):
-            raise ValueError("CBNet: the assistant and the lead must be the same Swin size")
+        if _swin_shape(assistant) != _swin_shape(lead):
+            raise ValueError(
+                f"CBNet: the assistant and the lead must be the same Swin size, got "
+                f"{_swin_shape(assistant)} and {_swin_shape(lead)} (channels, depths, window)"
+            )
         self.assistant = assistant
         self.lead = lead
         lead.patch_embed = None  # starts from the assistant's patch tokens
@@ -105,6 +108,14 @@ class CBSwinTransformer(CompositeBackbone):
         load_official_swin(self.assistant, state_dict)
         rest = {k: v for k, v in state_dict.items() if not k.startswith("patch_embed.")}
         load_official_swin(self.lead, rest)
+
+
+def _swin_shape(net: SwinTransformer) -> tuple:
+    return (
+        tuple(net.out_channels),
+        tuple(len(stage.blocks) for stage in net.layers),
+        net.layers[0].window_size,
+    )
 
 
 def _level(net: SwinTransformer, i: int, y: Tensor, h: int, w: int) -> Tensor:

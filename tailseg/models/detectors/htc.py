@@ -11,10 +11,11 @@ Training, per stage i (IoU threshold 0.5 / 0.6 / 0.7, loss weight 1 / 0.5 / 0.25
      Mask Scoring may learn the IoU of the last stage's masks;
   5. the regressed boxes are the next stage's proposals.
 Box-head losses (classification and regression) are scaled by `box_loss_weight`.
-With a CBNetV2 composite backbone, training also runs the RPN and the cascade on the
+With a CBNetV2 composite backbone, training also runs the RPN losses and the cascade on the
 assistant's pyramid (same FPN and heads, the lead's proposals, as the reference's
-`two_stage.py`), with its own sampling streams and without counting its labels in Seesaw's
-class counts again; those losses are named `assist.*` and weighted by `assist_loss_weight`.
+`two_stage.py`, which computes and drops the assistant's own), with its own sampling streams
+and without counting its labels in Seesaw's class counts again; those losses are named
+`assist.*` and weighted by `assist_loss_weight`.
 Inference: the three stages' class logits are averaged, boxes come from the last stage, masks
 from all mask heads (with information flow) on the final boxes — each computed only for its
 detection's class — either averaged at the last head's size (`mask_merge="mean"`) or the last
@@ -126,7 +127,7 @@ class HybridTaskCascade(nn.Module):
         self.pixel_std = pixel_std
         self.assist_loss_weight = assist_loss_weight
         # Channels-last weights: oneDNN's convolutions run on that layout without reordering
-        # (on 2 CPU cores: backbone 1.4×, RefineMask 1.6× faster, less transient memory); cuDNN
+        # (on 2 CPU cores: backbone 1.3×, RefineMask 1.6× faster, less transient memory); cuDNN
         # runs both. Only the memory layout changes, not the math.
         self.to(memory_format=torch.channels_last)
 
@@ -161,7 +162,7 @@ class HybridTaskCascade(nn.Module):
         )
         if assist is not None:  # CBNetV2: the assistant's pyramid, the lead's proposals
             gens = None if seeds is None else [_generator(s, stream=1) for s in seeds]
-            _, rpn_losses = self.rpn(assist, batch.image_sizes, gt_boxes, generators=gens)
+            rpn_losses = self.rpn.losses_only(assist, batch.image_sizes, gt_boxes, gens)
             more = {f"rpn.{k}": v for k, v in rpn_losses.items()}
             more.update(
                 self.cascade_losses(

@@ -57,14 +57,30 @@ class RPN(nn.Module):
         generators: list[torch.Generator] | None = None,
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
         """feats P2–P6 → (proposals per image (N_i, 4) xyxy, detached; losses when gt_boxes)."""
-        logits, deltas = self.head(feats)
-        anchors = self.anchors([tuple(f.shape[-2:]) for f in feats], feats[0].device)
+        logits, deltas, anchors = self.outputs(feats)
         settings = self.train_settings if self.training else self.test_settings
         proposals = [b for b, _ in self.proposals(logits, deltas, anchors, image_sizes, settings)]
         losses: dict[str, Tensor] = {}
         if gt_boxes is not None:
             losses = self.losses(logits, deltas, anchors, gt_boxes, image_sizes, generators)
         return proposals, losses
+
+    def outputs(self, feats: list[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Objectness logits and deltas per level, and the levels' anchors."""
+        logits, deltas = self.head(feats)
+        anchors = self.anchors([tuple(f.shape[-2:]) for f in feats], feats[0].device)
+        return logits, deltas, anchors
+
+    def losses_only(
+        self,
+        feats: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        gt_boxes: list[Tensor],
+        generators: list[torch.Generator] | None = None,
+    ) -> dict[str, Tensor]:
+        """The losses without proposals (a CBNet assistant's pyramid: the lead proposes)."""
+        logits, deltas, anchors = self.outputs(feats)
+        return self.losses(logits, deltas, anchors, gt_boxes, image_sizes, generators)
 
     @torch.no_grad()
     def proposals(
@@ -99,8 +115,7 @@ class RPN(nn.Module):
         self, feats: list[Tensor], image_sizes: list[tuple[int, int]]
     ) -> list[tuple[Tensor, Tensor]]:
         """Test-time proposals with their objectness, per image."""
-        logits, deltas = self.head(feats)
-        anchors = self.anchors([tuple(f.shape[-2:]) for f in feats], feats[0].device)
+        logits, deltas, anchors = self.outputs(feats)
         return self.proposals(logits, deltas, anchors, image_sizes, self.test_settings)
 
     def losses(
