@@ -16,10 +16,10 @@ For an image and augmentations a = (scale, flip):
 With one augmentation (no flip) every step reduces to plain inference, exactly.
 
 Each augmentation's FPN features are used by the three phases (proposals, scores, masks). By
-default they are computed once and held (8 frames of the report's scales: about 1.6 GB on an
-800×1333 image); `hold_features=False` (`infer.tta_hold_features`) recomputes them in each
-phase instead, holding one frame at a time, for two more backbone passes per frame. The
-results are the same.
+default they are computed once and held (8 frames of the report's scales: about 1.2 GB of
+tensors for an 800×1333 image); `hold_features=False` (`infer.tta_hold_features`) recomputes
+them in each phase instead, holding one frame at a time, for two more backbone passes per
+frame. The results are the same.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ class Augmented:
         for fr in self.frames:
             feats = self.features(fr)[: self.n_roi]
             (p,), (b,) = self.model.score_boxes(feats, [self.to_frame(proposals, fr)], [fr.size])
+            del feats  # not held: free this frame's features before the next frame's
             b = self.from_frame(b, fr)
             probs_sum = p if probs_sum is None else probs_sum + p
             boxes_sum = b if boxes_sum is None else boxes_sum + b
