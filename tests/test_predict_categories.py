@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tailseg.cli import predict as predict_cli
 from tailseg.cli.main import main
 from tailseg.config import SynthConfig, load_config
 from tailseg.data import AnnotationFile
@@ -17,6 +16,7 @@ from tailseg.data.synth import generate, synth_categories
 from tailseg.engine import checkpoint
 from tailseg.engine.trainer import train
 from tailseg.models.build import build_model
+from tailseg.viz import overlay
 from tests.test_htc import TINY
 from tests.test_predict import OVERRIDES, predict_args
 
@@ -60,7 +60,7 @@ def test_predict_images_reports_the_checkpoint_ids_and_draws_names(
     run: Path, tmp_path: Path, monkeypatch
 ) -> None:
     drawn: list[list[str]] = []
-    monkeypatch.setattr(predict_cli, "draw_instances", lambda ax, *a, **k: drawn.append(list(a[4])))
+    monkeypatch.setattr(overlay, "draw_instances", lambda ax, *a, **k: drawn.append(list(a[4])))
     images = run / "data" / "images" / "val"
     out = tmp_path / "pred"
     args = ["predict", "tiny", *TRAIN, "--checkpoint", str(run / "best.pt"), "--out", str(out)]

@@ -7,12 +7,7 @@ from pathlib import Path
 
 from tailseg.cli.preview import add_preview_parser
 from tailseg.config import SynthConfig
-from tailseg.data import AnnotationFile
-from tailseg.data.sampling import repeat_factors, rfs_summary
-from tailseg.data.stats import dataset_stats, format_stats
-from tailseg.data.synth import generate
 from tailseg.utils.files import atomic_write_json
-from tailseg.viz.longtail import plot_long_tail
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     from tailseg.config import from_dict
+    from tailseg.data import AnnotationFile
+    from tailseg.data.stats import dataset_stats, format_stats
+    from tailseg.data.synth import generate
 
     cfg = from_dict(
         SynthConfig,
@@ -69,6 +67,11 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from tailseg.data import AnnotationFile
+    from tailseg.data.sampling import repeat_factors, rfs_summary
+    from tailseg.data.stats import dataset_stats, format_stats
+    from tailseg.viz.longtail import plot_long_tail
+
     ann = AnnotationFile.load(args.file)
     stats = dataset_stats(ann)
     print(format_stats(stats))

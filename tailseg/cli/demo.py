@@ -13,16 +13,7 @@ from pathlib import Path
 
 from tailseg.cli.common import load_run_config
 from tailseg.config import Config
-from tailseg.data import AnnotationFile, InstanceDataset
-from tailseg.data.stats import dataset_stats
-from tailseg.engine import checkpoint
-from tailseg.engine.checkpoint import CheckpointError
-from tailseg.engine.evaluate import predict_image
-from tailseg.engine.trainer import TrainingError, train
-from tailseg.models.build import build_model
-from tailseg.viz.figures import plt, save_png
-from tailseg.viz.longtail import plot_long_tail
-from tailseg.viz.overlay import draw_instances
+from tailseg.errors import CheckpointError, TrainingError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def draw_predictions(cfg: Config, run_dir: Path, n: int, min_score: float = 0.3) -> list[Path]:
     """Overlays of the best checkpoint's detections (score >= min_score, at most 20)."""
+    from tailseg.data import InstanceDataset
+    from tailseg.engine import checkpoint
+    from tailseg.engine.evaluate import predict_image
+    from tailseg.models.build import build_model
+    from tailseg.viz.figures import plt, save_png
+    from tailseg.viz.overlay import draw_instances
+
     state = checkpoint.load(run_dir / "best.pt")
     model = build_model(cfg.model, cfg.infer)
     checkpoint.load_weights(model, state["model"], run_dir / "best.pt")
@@ -66,6 +64,11 @@ def draw_predictions(cfg: Config, run_dir: Path, n: int, min_score: float = 0.3)
 
 
 def run(args: argparse.Namespace) -> int:
+    from tailseg.data import AnnotationFile
+    from tailseg.data.stats import dataset_stats
+    from tailseg.engine.trainer import train
+    from tailseg.viz.longtail import plot_long_tail
+
     if "=" in args.config and not Path(args.config).exists():  # `tailseg demo train.seed=1`
         args.overrides, args.config = [args.config, *args.overrides], "tiny"
     cfg = load_run_config(args.config, args.overrides)

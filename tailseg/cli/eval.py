@@ -6,9 +6,6 @@ import argparse
 import sys
 import time
 
-from tailseg.data import AnnotationFile
-from tailseg.evaluation import evaluate, load_results, make_protocol
-from tailseg.evaluation.report import format_result
 from tailseg.utils.files import atomic_write_json
 
 
@@ -52,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tailseg.data import AnnotationFile
+    from tailseg.evaluation import evaluate, load_results, make_protocol
+    from tailseg.evaluation.report import format_result
+
     kwargs = {
         k: getattr(args, k)
         for k in ("max_dets_per_image", "max_dets_per_class")

@@ -4,6 +4,10 @@ Bad input (config, json, images) ends with one line `error: <file>: <field>: <pr
 exit status 2, never a traceback; a run that cannot go on (non-finite loss, an unusable
 checkpoint, a full disk or read-only output folder) ends with one line and status 3.
 `TAILSEG_DEBUG=1` shows the traceback.
+
+Start-up is instant: the command modules import torch, NumPy, numba and matplotlib inside the
+command that needs them, so `tailseg --help` loads none of them and `tailseg eval` never loads
+torch (tests/test_cli_imports.py checks both).
 """
 
 from __future__ import annotations
@@ -21,9 +25,7 @@ from tailseg.cli import eval as eval_cmd
 from tailseg.cli import model as model_cmd
 from tailseg.cli import predict as predict_cmd
 from tailseg.cli import train as train_cmd
-from tailseg.config import ConfigError
-from tailseg.data import DataError
-from tailseg.engine.run_dir import RunDirError
+from tailseg.errors import ConfigError, DataError, RunDirError
 
 
 def build_parser() -> argparse.ArgumentParser:

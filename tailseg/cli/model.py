@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tailseg.cli.common import load_run_config
-from tailseg.models.backbones.cbnet import CompositeBackbone
-from tailseg.models.build import build_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,8 @@ def count(module: nn.Module) -> tuple[int, int]:
 
 
 def model_table(model: nn.Module) -> list[tuple[str, int, int]]:
+    from tailseg.models.backbones.cbnet import CompositeBackbone
+
     rows = [("backbone", *count(model.backbone))]
     if isinstance(model.backbone, CompositeBackbone):
         rows += [
@@ -47,6 +49,8 @@ def model_table(model: nn.Module) -> list[tuple[str, int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tailseg.models.build import build_model
+
     cfg = load_run_config(args.config, args.overrides)
     model = build_model(cfg.model, cfg.infer)
     b = cfg.model.backbone

@@ -5,25 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from tailseg.cli.common import load_run_config
-from tailseg.data import AnnotationFile, DataError
-from tailseg.data.annotations import Category
-from tailseg.engine.checkpoint import CheckpointError
-from tailseg.evaluation import evaluate, from_results, make_protocol
-from tailseg.evaluation.report import format_result
-from tailseg.inference.predict import (
-    fallback_categories,
-    images_from_dataset,
-    images_from_paths,
-    load_model,
-    predict_images,
-)
+from tailseg.errors import CheckpointError, DataError
 from tailseg.utils.files import atomic_write_json, atomic_write_text
-from tailseg.viz.figures import plt, save_png
-from tailseg.viz.overlay import draw_instances
+
+if TYPE_CHECKING:
+    from tailseg.data import AnnotationFile
+    from tailseg.data.annotations import Category
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -79,6 +69,21 @@ def check_categories(
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tailseg.data import AnnotationFile
+    from tailseg.evaluation import evaluate, from_results, make_protocol
+    from tailseg.evaluation.report import format_result
+    from tailseg.inference.predict import (
+        fallback_categories,
+        images_from_dataset,
+        images_from_paths,
+        load_model,
+        predict_images,
+    )
+    from tailseg.viz.figures import plt, save_png
+    from tailseg.viz.overlay import draw_instances
+
     overrides = list(args.overrides)
     if args.tta:
         overrides += ["infer.tta=true"]

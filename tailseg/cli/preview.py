@@ -7,12 +7,6 @@ import math
 from pathlib import Path
 
 from tailseg.cli.common import load_run_config
-from tailseg.data import InstanceDataset
-from tailseg.data.sampling import RepeatFactorSampler, repeat_factors
-from tailseg.data.splits import split_files
-from tailseg.data.transforms.pipeline import AugmentedDataset
-from tailseg.viz.figures import plt, save_png
-from tailseg.viz.overlay import draw_instances
 
 
 def add_preview_parser(dsub: argparse._SubParsersAction) -> None:
@@ -29,6 +23,13 @@ def add_preview_parser(dsub: argparse._SubParsersAction) -> None:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    from tailseg.data import InstanceDataset
+    from tailseg.data.sampling import RepeatFactorSampler, repeat_factors
+    from tailseg.data.splits import split_files
+    from tailseg.data.transforms.pipeline import AugmentedDataset
+    from tailseg.viz.figures import plt, save_png
+    from tailseg.viz.overlay import draw_instances
+
     cfg = load_run_config(args.config, args.overrides)
     out = Path(args.out)
     data_dir = Path(args.data_dir) if args.data_dir else out.parent / "preview_data"

@@ -7,8 +7,7 @@ import json
 import sys
 
 from tailseg.cli.common import load_run_config
-from tailseg.engine.checkpoint import CheckpointError
-from tailseg.engine.trainer import TrainingError, train
+from tailseg.errors import CheckpointError, TrainingError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tailseg.engine.trainer import train
+
     cfg = load_run_config(args.config, args.overrides)
     try:
         final = train(

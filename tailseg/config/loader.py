@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from tailseg.errors import ConfigError
+
 T = TypeVar("T")
 COMMAND_LINE = "command line"
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -25,13 +27,6 @@ _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 MAX_NODES = 100_000  # a YAML document may expand (through aliases) to at most this many values
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema; the message is one line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 # --------------------------------------------------------------------------- reading YAML

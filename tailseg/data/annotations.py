@@ -23,17 +23,11 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from tailseg.errors import DataError
 from tailseg.structures import masks as mask_ops
 
 log = logging.getLogger("tailseg.data")
 Frequency = Literal["r", "c", "f"]
-
-
-class DataError(ValueError):
-    """Bad dataset input; the message (one line) names the file and the field."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 class OutsideRootError(DataError):

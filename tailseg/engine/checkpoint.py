@@ -26,13 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from tailseg.errors import CheckpointError
 from tailseg.utils.files import atomic_write_bytes
 
 log = logging.getLogger("tailseg.engine")
-
-
-class CheckpointError(RuntimeError):
-    """No usable checkpoint (message names every file tried and why)."""
 
 
 def _plain(value: Any) -> Any:

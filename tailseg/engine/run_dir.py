@@ -25,14 +25,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from tailseg.errors import RunDirError
+
 log = logging.getLogger("tailseg.engine")
 
 LOCK = ".lock"
 KEPT = {LOCK, "data"}  # the generated benchmark is reused by any run of the same parameters
-
-
-class RunDirError(RuntimeError):
-    """The run folder cannot be used (holds another run, is locked, is not writable)."""
 
 
 def _holder(lock: Path) -> str:

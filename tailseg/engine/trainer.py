@@ -34,15 +34,12 @@ from tailseg.engine.ema import ModelEMA
 from tailseg.engine.evaluate import evaluate_predictions, predict_split
 from tailseg.engine.optim import build_optimizer, lr_factor
 from tailseg.engine.run_dir import RunDirError, claim
+from tailseg.errors import TrainingError
 from tailseg.models.build import build_model
 from tailseg.utils.files import atomic_write_json, atomic_write_text
 from tailseg.viz.curves import plot_curves
 
 log = logging.getLogger("tailseg.engine")
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on (non-finite loss, ...); the message says where and what is kept."""
 
 
 @dataclass
