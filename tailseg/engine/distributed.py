@@ -43,13 +43,22 @@ def init(device: str = "auto") -> Dist:
     return Dist(rank, world, local, dev)
 
 
-def all_gather_objects(d: Dist, obj: Any) -> list[Any]:
-    """Every rank's `obj` (pickled), in rank order, on every rank."""
+def gather_objects(d: Dist, obj: Any, dst: int = 0) -> list[Any] | None:
+    """Every rank's `obj` (pickled), in rank order, on rank `dst`; None on the others."""
     if not d.enabled:
         return [obj]
-    out: list[Any] = [None] * d.world_size
-    dist.all_gather_object(out, obj)
+    out: list[Any] | None = [None] * d.world_size if d.rank == dst else None
+    dist.gather_object(obj, out, dst=dst)
     return out
+
+
+def broadcast_object(d: Dist, obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s `obj` on every rank (the others pass anything, e.g. None)."""
+    if not d.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
 
 
 def barrier(d: Dist) -> None:

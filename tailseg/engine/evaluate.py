@@ -11,7 +11,7 @@ from tqdm import tqdm
 from tailseg.config import Config, InferConfig
 from tailseg.data import AnnotationFile, InstanceDataset
 from tailseg.data.transforms.common import resize_image, scaled_size
-from tailseg.engine.distributed import Dist, all_gather_objects
+from tailseg.engine.distributed import Dist, gather_objects
 from tailseg.evaluation import Detections, evaluate, make_protocol
 from tailseg.models.detectors.preprocess import padded_size
 from tailseg.structures.detections import InstanceDetections
@@ -69,7 +69,9 @@ def predict_split(
     max_images: int | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Predictions (labels, scores, boxes, RLE masks) of every image, gathered on every rank."""
+    """Predictions (labels, scores, boxes, RLE masks) of every image, gathered on the main rank
+    (an empty list on the others). Rank r predicts images r, r + world, r + 2·world, ...; the
+    order of images in the list does not change any metric (ties break by image id)."""
     model.eval()
     n = len(data) if max_images is None else min(max_images, len(data))
     mine = []
@@ -90,7 +92,8 @@ def predict_split(
                 "rles": det.to_rles(infer.mask_threshold),
             }
         )
-    return [p for part in all_gather_objects(d, mine) for p in part]
+    parts = gather_objects(d, mine)
+    return [p for part in parts for p in part] if parts is not None else []
 
 
 def evaluate_predictions(

@@ -429,8 +429,14 @@ def run_evaluation(
     d: dist.Dist,
     progress: bool,
 ) -> dict[str, dict[str, float]]:
+    """Each rank predicts its shard of the val split; the main rank gathers the predictions,
+    evaluates them alone (one copy of the detections in memory, no duplicated work) and sends
+    the metrics to every rank, which all need them for early stopping."""
     preds = predict_split(model, val, cfg.infer, d, cfg.eval.max_images, progress)
-    return evaluate_predictions(gt, preds, cfg, {p["image_id"] for p in preds})
+    metrics = None
+    if d.is_main:
+        metrics = evaluate_predictions(gt, preds, cfg, {p["image_id"] for p in preds})
+    return dist.broadcast_object(d, metrics)
 
 
 def _write_history(run_dir: Path, history: list[dict[str, Any]], cfg: Config) -> None:
