@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -146,12 +147,52 @@ SAME_SIZE = [  # every sample 96×128, so batching (padding) cannot tell the lay
 ]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(args: list[str], nodes: int, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`args` under torchrun on 2 processes: one node of 2, or two "nodes" of 1 on this machine
+    that meet through the c10d rendezvous, as separate machines would."""
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    if nodes == 1:
+        launch = [torchrun, "--standalone", "--nproc_per_node", "2"]
+        return subprocess.run(
+            [*launch, *args], cwd=REPO, capture_output=True, text=True, timeout=600, env=env
+        )
+    endpoint = f"127.0.0.1:{_free_port()}"
+    launch = [torchrun, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d"]
+    launch += ["--rdzv_endpoint", endpoint, "--rdzv_id", "tailseg-test"]
+    agents = [
+        subprocess.Popen(
+            [*launch, *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(nodes)
+    ]
+    outs = [a.communicate(timeout=600) for a in agents]
+    failed = [(a, o) for a, o in zip(agents, outs, strict=True) if a.returncode != 0]
+    agent, (out, err) = (failed or list(zip(agents, outs, strict=True)))[0]
+    return subprocess.CompletedProcess(agent.args, agent.returncode, out, err)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", [(), COMPOSITE], ids=["resnet", "cb-resnet"])
+@pytest.mark.parametrize(
+    ("backbone", "nodes"),
+    [((), 1), (COMPOSITE, 1), ((), 2)],
+    ids=["resnet", "cb-resnet", "resnet-two-nodes"],
+)
 def test_two_processes_train_like_one_with_twice_the_batch(
-    tmp_path: Path, backbone: tuple[str, ...]
+    tmp_path: Path, backbone: tuple[str, ...], nodes: int
 ) -> None:
-    """2 processes × batch 2 train like 1 process × batch 4: same losses, same weights.
+    """2 processes × batch 2 train like 1 process × batch 4: same losses, same weights — on one
+    node, or on two (`torchrun --nnodes 2 --rdzv_backend c10d`, both here).
 
     Why float64: a batch of 4 and a batch of 2 run different CPU kernels (blocking, vector
     width), so their float32 features differ by ~1e-7 relative, and on some CPUs that flips a
@@ -163,7 +204,6 @@ def test_two_processes_train_like_one_with_twice_the_batch(
     relative, weights 1e-14 apart) and ≥ 1e3 times below what one flipped choice changes
     (~1e-3 relative in the loss, ~lr = 4e-4 in a weight).
     """
-    torchrun = Path(sys.executable).with_name("torchrun")
     base = ["-m", "tailseg.cli.main", "train", "tiny", "--no-progress", *SMALL, *SAME_SIZE]
     base += backbone
     one = subprocess.run(
@@ -175,23 +215,7 @@ def test_two_processes_train_like_one_with_twice_the_batch(
     )
     assert one.returncode == 0, one.stderr[-2000:]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run(
-        [
-            str(torchrun),
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            *base,
-            "--out",
-            str(tmp_path / "two"),
-            "train.batch_size=2",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    two = _torchrun([*base, "--out", str(tmp_path / "two"), "train.batch_size=2"], nodes, env)
     assert two.returncode == 0, two.stderr[-3000:]
     a = checkpoint.load(tmp_path / "one" / "last.pt")
     b = checkpoint.load(tmp_path / "two" / "last.pt")
