@@ -13,6 +13,7 @@ from tailseg.config.loader import load
 CONFIGS = Path(__file__).resolve().parents[1] / "tailseg" / "configs"
 
 REPO = Path(__file__).resolve().parents[1]
+TINY = CONFIGS / "tiny.yaml"
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -207,3 +208,14 @@ def test_lvis_configs_keep_the_reports_epoch_and_batch(name: str) -> None:
     cfg = load_config(str(CONFIGS / f"{name}.yaml"))
     assert cfg.data.augment.rfs_mode == "ceil"
     assert (cfg.train.batch_size, cfg.train.lr_reference_batch, cfg.train.lr) == (2, 16, 1e-4)
+
+
+@pytest.mark.parametrize("word", ["off", "Off", "OFF"])
+def test_unquoted_off_means_the_option_off_not_a_bool(word: str, tmp_path: Path) -> None:
+    # YAML 1.1 reads an unquoted `off` as false; a choice that has "off" takes it as that word
+    cfg = load_config(str(TINY), ["train.amp=bf16", f"train.amp={word}"])
+    assert cfg.train.amp == "off"
+    path = write(tmp_path, "amp.yaml", f"base: {TINY}\ntrain:\n  amp: {word}\n")
+    assert load_config(str(path)).train.amp == "off"
+    with pytest.raises(ConfigError, match=r"train\.amp: True is not one of 'off', 'bf16'"):
+        load_config(str(TINY), ["train.amp=on"])  # no choice is called on/yes/true

@@ -27,6 +27,7 @@ _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 MAX_NODES = 100_000  # a YAML document may expand (through aliases) to at most this many values
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_YAML_TRUE, _YAML_FALSE = {"on", "yes", "true"}, {"off", "no", "false"}
 
 
 # --------------------------------------------------------------------------- reading YAML
@@ -231,6 +232,12 @@ def _coerce(value: Any, tp: Any, dotted: str, origins: dict[str, str], default_s
     if origin is Literal:
         if value in args and type(value) in {type(a) for a in args}:
             return value
+        if isinstance(value, bool) and all(isinstance(a, str) for a in args):
+            # YAML reads an unquoted on/off/yes/no/true/false as a bool: `train.amp=off`
+            words = _YAML_TRUE if value else _YAML_FALSE
+            meant = [a for a in args if a.lower() in words]
+            if len(meant) == 1:
+                return meant[0]
         fail(f"{value!r} is not one of {', '.join(repr(a) for a in args)}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):

@@ -31,9 +31,14 @@ class ModelEMA(nn.Module):
     def update(self, model: nn.Module) -> None:
         m = self.current_momentum()
         src = dict(model.state_dict())
+        mine, theirs = [], []
         for name, v in self.module.state_dict().items():
             if v.dtype.is_floating_point:
-                v.mul_(1 - m).add_(src[name].detach().to(v.dtype), alpha=m)
+                mine.append(v)
+                theirs.append(src[name].detach().to(v.dtype))
             else:
                 v.copy_(src[name])
+        if mine:  # one fused kernel per op over all tensors (a GPU launches 2, not 2 per tensor)
+            torch._foreach_mul_(mine, 1 - m)
+            torch._foreach_add_(mine, theirs, alpha=m)
         self.steps += 1

@@ -46,8 +46,12 @@ def build_optimizer(
     weight_decay: float,
     no_decay: NoDecay = "norms_biases_positions",
 ) -> torch.optim.AdamW:
+    """AdamW over `parameter_groups`; on CUDA the fused kernel, which also takes the gradient
+    scaler's inf check on the device (no host sync in `GradScaler.step`)."""
     groups = parameter_groups(model, weight_decay, no_decay)
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+    params = [p for g in groups for p in g["params"]]
+    fused = True if params and all(p.is_cuda for p in params) else None
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), fused=fused)
 
 
 def lr_factor(

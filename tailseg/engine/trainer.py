@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import platform
 import time
 from collections.abc import Iterator
@@ -257,21 +258,26 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
             with cast:
                 losses = net(images, targets, seeds)
             total = sum(losses.values())
-            finite = torch.isfinite(total.detach()).float()
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            # The step's one device → host copy: every loss value and whether all ranks' losses
+            # are finite, read after backward has been queued (the weights are still untouched).
+            values = torch.stack(
+                [total.detach().float(), *(v.detach().float() for v in losses.values())]
+            )
+            finite = torch.isfinite(values).all().float().reshape(1)
             if d.enabled:  # every rank stops together, or none does
                 torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-            if not finite:
-                bad = [
-                    f"{k} = {float(v.detach())}" for k, v in losses.items() if not torch.isfinite(v)
-                ]
+            on_host = torch.cat([finite, values]).tolist()
+            step_total, step_losses = on_host[1], dict(zip(losses, on_host[2:], strict=True))
+            if not on_host[0]:
+                bad = [f"{k} = {v}" for k, v in step_losses.items() if not math.isfinite(v)]
                 last = run_dir / "last.pt"
                 raise TrainingError(
                     f"non-finite loss at step {state.global_iter} (epoch {epoch}, iteration {it}):"
                     f" {', '.join(bad) or 'on another rank'}; last good checkpoint: "
                     f"{last if last.exists() else 'none yet'} (resume with --resume)"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
             if tc.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -280,15 +286,15 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
             scheduler.step()
             if ema is not None:
                 ema.update(model)
-            for k, v in losses.items():
-                state.loss_sums[k] = state.loss_sums.get(k, 0.0) + float(v.detach())
-            state.loss_sums["loss"] = state.loss_sums.get("loss", 0.0) + float(total.detach())
+            for k, v in step_losses.items():
+                state.loss_sums[k] = state.loss_sums.get(k, 0.0) + v
+            state.loss_sums["loss"] = state.loss_sums.get("loss", 0.0) + step_total
             state.loss_count += 1
             state.global_iter += 1
             state.iter_in_epoch = it + 1
             seen += len(batch) * d.world_size
             bar.set_postfix(
-                loss=f"{float(total.detach()):.3f}",
+                loss=f"{step_total:.3f}",
                 lr=f"{scheduler.get_last_lr()[0]:.2e}",
                 img_s=f"{seen / (time.perf_counter() - t0):.1f}",
             )
