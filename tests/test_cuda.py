@@ -69,3 +69,12 @@ def test_training_runs_on_cuda(tmp_path: Path, amp: str) -> None:
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     row = state["state"]["history"][0]
     assert all(v == v for k, v in row.items() if k.startswith("loss"))  # not NaN
+
+
+def test_targets_pin_and_copy_without_blocking() -> None:
+    t = targets().pin_memory()
+    assert t.boxes.is_pinned() and t.masks.is_pinned() and t.neg_labels.is_pinned()
+    g = t.to(CUDA, non_blocking=True)
+    torch.cuda.synchronize()
+    assert g.masks.device.type == "cuda" and torch.equal(g.masks.cpu(), targets().masks)
+    assert g.image_size == t.image_size and g.image_id == t.image_id

@@ -180,3 +180,11 @@ def test_masks_of_shared_boxes_are_computed_once_and_equal() -> None:
             acc = acc + logits[torch.arange(4), labels].sigmoid()
     torch.testing.assert_close(got, acc / 3)
     torch.testing.assert_close(got[0], got[3])
+
+
+def test_targets_to_keeps_every_field() -> None:
+    t = targets()
+    u = t.to("cpu", non_blocking=True)
+    assert u.image_id == t.image_id and u.image_size == t.image_size
+    for name in ("boxes", "labels", "masks", "iscrowd", "neg_labels", "not_exhaustive_labels"):
+        assert torch.equal(getattr(u, name), getattr(t, name)), name

@@ -245,11 +245,12 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
             leave=False,
         )
         t0, seen = time.perf_counter(), 0
-        loader = _batches(data, batches[state.iter_in_epoch :], cfg.data.num_workers)
+        pin = d.device.type == "cuda"  # workers' batches land in page-locked memory
+        loader = _batches(data, batches[state.iter_in_epoch :], cfg.data.num_workers, pin)
         for it, samples in zip(bar, loader, strict=True):
             batch = batches[it]
-            images = [s[0].to(d.device) for s in samples]
-            targets = [s[1].to(d.device) for s in samples]
+            images = [s[0].to(d.device, non_blocking=True) for s in samples]
+            targets = [s[1].to(d.device, non_blocking=True) for s in samples]
             positions = [
                 (it * tc.batch_size + j) * d.world_size + d.rank for j in range(len(batch))
             ]
@@ -401,14 +402,16 @@ def _flat(d: Any, dotted: str) -> Any:
     return d
 
 
-def _batches(data: AugmentedDataset, batches: list[list[int]], workers: int) -> Iterator:
+def _batches(
+    data: AugmentedDataset, batches: list[list[int]], workers: int, pin: bool = False
+) -> Iterator:
     """The samples of each batch, loaded here or by `workers` processes (same samples either
-    way: a sample is a function of seed, epoch and index)."""
+    way: a sample is a function of seed, epoch and index), pinned for a GPU if `pin`."""
     if workers == 0:
         return ([data[i] for i in b] for b in batches)
     return iter(
         torch.utils.data.DataLoader(
-            data, batch_sampler=batches, num_workers=workers, collate_fn=_as_list
+            data, batch_sampler=batches, num_workers=workers, collate_fn=_as_list, pin_memory=pin
         )
     )
 

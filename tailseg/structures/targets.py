@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -50,16 +51,24 @@ class Targets:
             iscrowd=self.iscrowd[keep],
         )
 
-    def to(self, device: torch.device | str) -> Targets:
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> Targets:
         return replace(
             self,
-            boxes=self.boxes.to(device),
-            labels=self.labels.to(device),
-            masks=self.masks.to(device),
-            iscrowd=self.iscrowd.to(device),
-            neg_labels=self.neg_labels.to(device),
-            not_exhaustive_labels=self.not_exhaustive_labels.to(device),
+            boxes=fn(self.boxes),
+            labels=fn(self.labels),
+            masks=fn(self.masks),
+            iscrowd=fn(self.iscrowd),
+            neg_labels=fn(self.neg_labels),
+            not_exhaustive_labels=fn(self.not_exhaustive_labels),
         )
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Targets:
+        """On `device`; `non_blocking` copies from pinned memory overlap with compute."""
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Targets:
+        """In page-locked memory (the DataLoader calls this with `pin_memory=True`)."""
+        return self._map(Tensor.pin_memory)
 
     @staticmethod
     def empty(image_id: int, image_size: tuple[int, int]) -> Targets:
