@@ -16,6 +16,7 @@ import logging
 import math
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from tailseg.data import pieces
 from tailseg.errors import DataError
 from tailseg.structures import masks as mask_ops
 
@@ -63,7 +65,7 @@ class Annotation:
     bbox: tuple[float, float, float, float]  # x, y, w, h (abs px)
     area: float
     iscrowd: bool
-    segmentation: Any  # polygon parts (validated) or RLE dict, as in the file
+    segmentation: Any  # polygon parts (validated; a float64 array each) or RLE dict, as in the file
 
 
 INT64 = (-(2**63), 2**63 - 1)  # ids go into int64 columns
@@ -75,15 +77,24 @@ def read_json(path: str | Path) -> Any:
     NaN and Infinity (which Python's json module writes and orjson refuses) are read as floats,
     so that the caller's checks can name the field that holds them.
     """
+    return parse_json(read_bytes(path), Path(path))
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of a (optionally .gz) file; a missing or unreadable one is a DataError."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read ({e})") from None
+
+
+def parse_json(raw: bytes, path: Path) -> Any:
+    """`read_json`'s parse of bytes already read."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -197,9 +208,15 @@ class AnnotationFile:
         count such ground truth (it can never be matched, so it lowers recall).
         """
         path = Path(path)
-        return cls.from_dict(
-            read_json(path), path, allow_empty=allow_empty, keep_degenerate=keep_degenerate
-        )
+        raw = read_bytes(path)
+        try:  # the annotations a piece at a time (a fraction of the memory), when plainly fine
+            rest, parts = pieces.split_top_level(raw)
+            return cls._build(rest, path, allow_empty, keep_degenerate, parts)
+        except (pieces.Fallback, DataError):
+            pass  # the whole file at once: the reference path and its exact error messages
+        data = parse_json(raw, path)
+        del raw
+        return cls.from_dict(data, path, allow_empty=allow_empty, keep_degenerate=keep_degenerate)
 
     @classmethod
     def from_dict(
@@ -210,13 +227,26 @@ class AnnotationFile:
         allow_empty: bool = False,
         keep_degenerate: bool = False,
     ) -> AnnotationFile:
-        path = Path(path)
+        return cls._build(data, Path(path), allow_empty, keep_degenerate, None)
+
+    @classmethod
+    def _build(
+        cls,
+        data: Any,
+        path: Path,
+        allow_empty: bool,
+        keep_degenerate: bool,
+        parts: Iterator[list[Any]] | None,
+    ) -> AnnotationFile:
+        """From parsed json, or (`parts`) from everything but the annotations, which come as
+        pieces of the array."""
         chk = _Checker(path)
         if not isinstance(data, dict):
             raise DataError(f"{path}: top level must be an object, got {type(data).__name__}")
         raw_images = chk.get(data, "images", "<root>", list)
         raw_cats = chk.get(data, "categories", "<root>", list)
-        raw_anns = chk.get(data, "annotations", "<root>", list, required=False) or []
+        if parts is None:
+            parts = iter([chk.get(data, "annotations", "<root>", list, required=False) or []])
         if not raw_images and not allow_empty:
             raise DataError(f"{path}: images: the dataset has no images")
         if not raw_cats:
@@ -277,19 +307,25 @@ class AnnotationFile:
         skipped: list[str] = []
         seen_ids: set[int] = set()
         compressed: list[tuple[str, str | bytes, int]] = []  # (where, counts, h*w), checked at once
-        for i, a in enumerate(raw_anns):
-            ann = _parse_annotation(
-                chk, i, a, images, categories, seen_ids, skipped, keep_degenerate
-            )
-            if ann is None:
-                continue
-            annotations.append(ann)
-            if isinstance(ann.segmentation, dict) and not isinstance(
-                ann.segmentation["counts"], list
-            ):
-                im = images[ann.image_id]
-                where = f"annotations[{i}] (id {ann.id}).segmentation.counts"
-                compressed.append((where, ann.segmentation["counts"], im.height * im.width))
+        sizes = {iid: (im.height, im.width) for iid, im in images.items()}
+        total = 0
+        for piece in parts:
+            clean = pieces.plainly_valid_polygons(piece, sizes)
+            for k, a in enumerate(piece):
+                i = total + k
+                ann = _plain(a, images, categories, seen_ids, clean[k]) or _parse_annotation(
+                    chk, i, a, images, categories, seen_ids, skipped, keep_degenerate, clean[k]
+                )
+                if ann is None:
+                    continue
+                annotations.append(ann)
+                if isinstance(ann.segmentation, dict) and not isinstance(
+                    ann.segmentation["counts"], list
+                ):
+                    im = images[ann.image_id]
+                    where = f"annotations[{i}] (id {ann.id}).segmentation.counts"
+                    compressed.append((where, ann.segmentation["counts"], im.height * im.width))
+            total += len(piece)
         bad, problem = mask_ops.check_rle_strings(
             [c for _, c, _ in compressed], [n for _, _, n in compressed]
         )
@@ -300,7 +336,7 @@ class AnnotationFile:
                 "%s: skipped %d of %d annotations (first: %s)",
                 path,
                 len(skipped),
-                len(raw_anns),
+                total,
                 skipped[0],
             )
         return cls(path, list(images.values()), list(categories.values()), annotations, skipped)
@@ -308,6 +344,8 @@ class AnnotationFile:
     # ------------------------------------------------------------------ masks
     def rle(self, ann: Annotation) -> mask_ops.RLE:
         im = self.image_by_id[ann.image_id]
+        if isinstance(ann.segmentation, list):  # polygon parts, checked when read
+            return mask_ops.polygons_to_rle(ann.segmentation, im.height, im.width)
         try:
             return mask_ops.to_rle(ann.segmentation, im.height, im.width)
         except mask_ops.SegmentationError as e:
@@ -361,6 +399,51 @@ class AnnotationFile:
         raise DataError(f"{self.path}: image id {image.id}: image file not found (tried {tried})")
 
 
+def _plain(
+    a: dict,
+    images: dict[int, ImageInfo],
+    categories: dict[int, Category],
+    seen_ids: set[int],
+    clean_parts: list[np.ndarray] | None,
+) -> Annotation | None:
+    """The annotation if every field is plainly fine — polygons known clean, int ids that are
+    new and known, a finite box and area > 0 — else None, for `_parse_annotation` to check and
+    word the problem. The same result as `_parse_annotation` where both give one."""
+    if clean_parts is None:
+        return None
+    aid, image_id, cat = a.get("id"), a.get("image_id"), a.get("category_id")
+    bbox, area, iscrowd = a.get("bbox"), a.get("area"), a.get("iscrowd", 0)
+    if not (type(aid) is int and type(image_id) is int and type(cat) is int):
+        return None
+    if aid in seen_ids or image_id not in images or cat not in categories:
+        return None
+    if type(bbox) is not list or len(bbox) != 4 or type(iscrowd) is not int:
+        return None
+    if area is not None and not (type(area) is float or type(area) is int):
+        return None
+    try:
+        numbers = [float(v) for v in bbox if type(v) is float or type(v) is int]
+        area = float(area) if area is not None else None
+    except OverflowError:
+        return None
+    if len(numbers) != 4 or not INT64[0] <= aid <= INT64[1]:
+        return None
+    if not (math.isfinite(sum(numbers)) and numbers[2] > 0 and numbers[3] > 0):
+        return None
+    if area is not None and not (math.isfinite(area) and area > 0):
+        return None
+    seen_ids.add(aid)
+    return Annotation(
+        id=aid,
+        image_id=image_id,
+        category_id=cat,
+        bbox=(numbers[0], numbers[1], numbers[2], numbers[3]),
+        area=area if area is not None else numbers[2] * numbers[3],
+        iscrowd=bool(iscrowd),
+        segmentation=clean_parts,
+    )
+
+
 def _parse_annotation(
     chk: _Checker,
     i: int,
@@ -370,7 +453,10 @@ def _parse_annotation(
     seen_ids: set[int],
     skipped: list[str],
     keep_degenerate: bool,
+    clean_parts: list[np.ndarray] | None = None,
 ) -> Annotation | None:
+    """One checked annotation (None if skipped). `clean_parts`: its polygon parts when already
+    known to pass `clean_polygons` unchanged (`pieces.plainly_valid_polygons`)."""
     where = f"annotations[{i}]"
     if not isinstance(a, dict):
         raise chk.fail(where, "expected an object")
@@ -387,7 +473,9 @@ def _parse_annotation(
         raise chk.fail(f"{where}.category_id", f"unknown category id {category_id}")
     segm = chk.get(a, "segmentation", where, (list, dict))
     im = images[image_id]
-    if isinstance(segm, list):
+    if clean_parts is not None:
+        segm = clean_parts
+    elif isinstance(segm, list):
         try:
             parts, dropped = mask_ops.clean_polygons(segm, im.height, im.width)
         except mask_ops.SegmentationError as e:
@@ -395,7 +483,7 @@ def _parse_annotation(
         if not parts and not keep_degenerate:
             skipped.append(f"{where}: degenerate polygon ({'; '.join(dropped) or 'no parts'})")
             return None
-        segm = parts
+        segm = [np.array(p, dtype=np.float64) for p in parts]
     bbox = chk.get(a, "bbox", where, list)
     if len(bbox) != 4 or not all(_finite(v) for v in bbox):
         raise chk.fail(f"{where}.bbox", f"expected [x, y, w, h] (finite numbers), got {bbox!r:.60}")

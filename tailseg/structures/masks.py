@@ -218,11 +218,7 @@ def to_rle(segm: Any, height: int, width: int) -> RLE:
     (`counts` a list) is compressed; a compressed RLE is checked and returned.
     """
     if isinstance(segm, list):
-        parts, _ = clean_polygons(segm, height, width)
-        if not parts:  # degenerate ground truth kept for evaluation: an empty mask
-            empty = {"size": [height, width], "counts": [height * width]}
-            return mask_utils.frPyObjects(empty, height, width)
-        return mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
+        return polygons_to_rle(clean_polygons(segm, height, width)[0], height, width)
     if not isinstance(segm, dict):
         raise SegmentationError("segmentation", "expected a polygon list or an RLE object")
     check_rle(segm, height, width)
@@ -235,6 +231,15 @@ def to_rle(segm: Any, height: int, width: int) -> RLE:
     if isinstance(counts, str):
         counts = counts.encode("ascii")
     return {"size": [height, width], "counts": counts}
+
+
+def polygons_to_rle(parts: Sequence[Any], height: int, width: int) -> RLE:
+    """Polygon parts already checked by `clean_polygons` (lists or float64 arrays, each of at
+    least 3 points) → one compressed RLE; no parts → an empty mask."""
+    if not parts:  # degenerate ground truth kept for evaluation: an empty mask
+        empty = {"size": [height, width], "counts": [height * width]}
+        return mask_utils.frPyObjects(empty, height, width)
+    return mask_utils.merge(mask_utils.frPyObjects(list(parts), height, width))
 
 
 def decode(rle: RLE) -> np.ndarray:
