@@ -7,9 +7,8 @@ For each fraction of LVIS v1 train's size (files from `lvis_like.py`, made once 
 benchmarks/.cache), each tool loads the file in a fresh process: `AnnotationFile.load` (parse,
 check every field, index by image), `lvis.LVIS(path)` (json.load + its index), and
 `pycocotools.coco.COCO(path)` (the same for COCO). Reported: the load's wall time (inside the
-process, after imports) and the process's peak RSS (`os.wait4`), and tailseg / peer ratios.
-With `--workers`, it also measures what DataLoader workers cost over the largest file (see
-`workers_memory`).
+process, after imports) and the process's peak RSS (`os.wait4`), and tailseg / peer ratios;
+`--png` draws both against the number of instances.
 """
 
 from __future__ import annotations
