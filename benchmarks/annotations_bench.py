@@ -9,6 +9,14 @@ check every field, index by image), `lvis.LVIS(path)` (json.load + its index), a
 `pycocotools.coco.COCO(path)` (the same for COCO). Reported: the load's wall time (inside the
 process, after imports) and the process's peak RSS (`os.wait4`), and tailseg / peer ratios;
 `--png` draws both against the number of instances.
+
+`--workers 1,2,4` measures what DataLoader workers cost over the largest file: each worker is a
+fork that reads every image's annotations once (each Annotation and its polygon arrays touched,
+as a training epoch does), and the memory of the main process and its workers is summed as
+PSS and USS from /proc/PID/smaps_rollup while they are alive. Python objects that a worker
+touches get their reference counts written, so their pages are copied into the worker
+("copy on read"); the cost per worker is compared with the dataset's own memory (the main
+process's RSS growth while loading).
 """
 
 from __future__ import annotations
@@ -54,6 +62,55 @@ def worker(tool: str, path: Path) -> dict:
     return {"tool": tool, "seconds": seconds, "instances": n}
 
 
+def _smaps(pid: int) -> dict[str, int]:
+    """Pss, Private_Clean + Private_Dirty (USS) and Rss of a process, in bytes."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0]) * 1024
+    uss = fields["Private_Clean"] + fields["Private_Dirty"]
+    return {"pss": fields["Pss"], "uss": uss, "rss": fields["Rss"]}
+
+
+def workers_worker(path: Path, workers: int) -> dict:
+    import torch
+
+    from tailseg.data import AnnotationFile
+
+    AnnotationFile.load(ROOT / "tests" / "data" / "coco_sample43" / "instances.json")  # warm
+    before = _smaps(os.getpid())["rss"]
+    ann = AnnotationFile.load(path)
+    dataset_bytes = _smaps(os.getpid())["rss"] - before
+    ids = [im.id for im in ann.images]
+
+    class Touch(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(ids)
+
+        def __getitem__(self, i: int) -> tuple[int, int]:
+            n = sum(len(p) for a in ann.anns_by_image.get(ids[i], ()) for p in a.segmentation)
+            return os.getpid(), n
+
+    loader = torch.utils.data.DataLoader(
+        Touch(), batch_size=256, num_workers=workers, persistent_workers=workers > 0,
+        collate_fn=lambda batch: batch,
+    )  # fmt: skip
+    pids, coords = {os.getpid()}, 0
+    it = iter(loader)
+    for batch in it:
+        pids |= {pid for pid, _ in batch}
+        coords += sum(n for _, n in batch)
+    mem = [_smaps(pid) for pid in sorted(pids)]  # the workers are still alive
+    del it
+    return {
+        "workers": workers,
+        "dataset_gb": dataset_bytes / 1e9,
+        "pss_gb": sum(m["pss"] for m in mem) / 1e9,
+        "uss_gb": sum(m["uss"] for m in mem) / 1e9,
+        "coords": coords,
+    }
+
+
 def _child(cmd: list[str]) -> tuple[dict, float]:
     """The child's last stdout line (json) and its peak RSS in GB."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -95,10 +152,15 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.1,0.3,1.0")
     ap.add_argument("--tools", default="tailseg,lvis,coco")
     ap.add_argument("--png", type=Path)
+    ap.add_argument("--workers", help="DataLoader worker counts to measure, e.g. 1,2,4")
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], Path(args.worker[1]))))
+        tool, file = args.worker
+        if tool.startswith("workers="):
+            print(json.dumps(workers_worker(Path(file), int(tool.split("=")[1]))))
+        else:
+            print(json.dumps(worker(tool, Path(file))))
         return
     from lvis_like import generate
 
@@ -129,8 +191,21 @@ def main() -> None:
                     f"      ratio tailseg/{r['tool']}: time {ours['seconds'] / r['seconds']:.2f}"
                     f"  peak RSS {ours['peak_rss_gb'] / r['peak_rss_gb']:.2f}"
                 )
-    if args.png:
+    if args.png and rows:
         plot(rows, args.png)
+    if args.workers:
+        largest = max(float(f) for f in args.fractions.split(","))
+        path = ROOT / "benchmarks" / ".cache" / f"lvis_like_{largest:g}.json"
+        base = None
+        for n in [0, *(int(k) for k in args.workers.split(","))]:
+            row, _ = _child([sys.executable, __file__, "--worker", f"workers={n}", str(path)])
+            base = base or row
+            extra = (row["pss_gb"] - base["pss_gb"]) / n if n else 0.0
+            print(
+                f"{n} workers: PSS {row['pss_gb']:.2f} GB, USS {row['uss_gb']:.2f} GB (dataset "
+                f"{row['dataset_gb']:.2f} GB); per worker +{extra:.2f} GB PSS = "
+                f"{extra / row['dataset_gb']:.0%} of the dataset"
+            )
 
 
 if __name__ == "__main__":
