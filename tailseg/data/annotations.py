@@ -36,7 +36,7 @@ class OutsideRootError(DataError):
     """An image path written in a dataset json that leaves the image root (absolute, `..`)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Category:
     id: int
     name: str
@@ -45,7 +45,7 @@ class Category:
     instance_count: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageInfo:
     id: int
     height: int
@@ -57,7 +57,7 @@ class ImageInfo:
     index: int = -1  # position in the file's `images` list (-1: not from a file)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Annotation:
     id: int
     image_id: int
