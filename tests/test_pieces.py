@@ -83,7 +83,7 @@ def _same(a: AnnotationFile, b: AnnotationFile) -> None:
         if isinstance(x.segmentation, list):
             assert isinstance(y.segmentation, list) and len(x.segmentation) == len(y.segmentation)
             for p, q in zip(x.segmentation, y.segmentation, strict=True):
-                assert p.dtype == q.dtype == np.float64 and np.array_equal(p, q)
+                assert p.dtype == q.dtype == np.float64 and p.tobytes() == q.tobytes()
         else:
             assert x.segmentation == y.segmentation
 
@@ -132,8 +132,10 @@ def test_real_files_in_pieces_equal_whole(
     _check_equal(DATA / name, keep_degenerate)
 
 
-COORD = st.one_of(  # inside image 1 (30 × 20) or a little outside it
-    st.floats(-3, 33, allow_nan=False).map(lambda v: round(v, 2)), st.integers(-3, 33)
+COORD = st.one_of(  # inside image 1 (30 × 20) or a little outside it; all digits of a double
+    st.floats(-3, 33, allow_nan=False).map(lambda v: round(v, 2)),
+    st.integers(-3, 33),
+    st.floats(-3, 33, allow_nan=False),
 )
 PART = st.lists(st.tuples(COORD, COORD), min_size=0, max_size=7).map(  # < 3 points included
     lambda points: [v for point in points for v in point]
@@ -270,6 +272,36 @@ def test_edge_cases_in_pieces_equal_whole(edit: dict, keep: bool, tmp_path: Path
     path = tmp_path / "gt.json"
     path.write_text(json.dumps(data))
     _check_equal(path, keep)
+
+
+RAW_EDGES = {  # as written in the file (json.dumps would not write these)
+    "minus zero int": "[[-0, 2, 9, 2.5, 9, 9]]",
+    "minus zero float": "[[-0.0, 2, 9, 2.5, 9, 9]]",
+    "exponents": "[[1e1, 2E0, 9.5e+0, 2, 9, 9e-0]]",
+    "long mantissas": "[[0.30000000000000004, 2.0000000000000004, 9.123456789012345, 2, 9, 9]]",
+    "sixteen digits": "[[1.234567890123456, 2, 9, 2, 9, 9]]",
+    "leading zero": "[[01.5, 2, 9, 2, 9, 9]]",
+    "spaces": "[ [ 2 , 2 ,9,2 , 9 ,\n9 ] , [1, 1, 4, 1, 4, 4]\t]",
+    "empty part": "[[], [2, 2, 9, 2, 9, 9]]",
+    "then an RLE": '[[2, 2, 9, 2, 9, 9]], "segmentation": {"size": [20, 30], "counts": [600]}',
+    "then a polygon": '{"size": [20, 30], "counts": [600]}, "segmentation": [[2, 2, 9, 2, 9, 9]]',
+    "twice": '[[2, 2, 9, 2, 9, 9]], "segmentation": [[1, 1, 4, 1, 4, 4]]',
+    "escaped key": '[[2, 2, 9, 2, 9, 9]], "segm\\u0065ntation": {"size": [20, 30], '
+    '"counts": [600]}',
+}
+
+
+@pytest.mark.parametrize("segm", RAW_EDGES.values(), ids=RAW_EDGES.keys())
+def test_written_polygons_in_pieces_equal_whole(segm: str, tmp_path: Path) -> None:
+    good = '"image_id": 1, "category_id": 1, "bbox": [2, 2, 7, 7], "segmentation": '
+    text = (
+        '{"images": [{"id": 1, "file_name": "a.jpg", "height": 20, "width": 30}], '
+        '"categories": [{"id": 1, "name": "a"}], "annotations": ['
+        f'{{"id": 1, {good}[[2, 2, 9, 2, 9, 9]]}}, {{"id": 2, {good}{segm}}}]}}'
+    )
+    path = tmp_path / "gt.json"
+    path.write_text(text)
+    _check_equal(path, keep_degenerate=False)
 
 
 def test_a_long_outline_is_left_to_the_exact_check(tmp_path: Path) -> None:

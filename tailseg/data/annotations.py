@@ -16,7 +16,7 @@ import logging
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -236,7 +236,7 @@ class AnnotationFile:
         path: Path,
         allow_empty: bool,
         keep_degenerate: bool,
-        parts: Iterator[list[Any]] | None,
+        parts: Callable[[dict[int, tuple[int, int]]], Iterator[pieces.Piece]] | None,
     ) -> AnnotationFile:
         """From parsed json, or (`parts`) from everything but the annotations, which come as
         pieces of the array."""
@@ -246,7 +246,8 @@ class AnnotationFile:
         raw_images = chk.get(data, "images", "<root>", list)
         raw_cats = chk.get(data, "categories", "<root>", list)
         if parts is None:
-            parts = iter([chk.get(data, "annotations", "<root>", list, required=False) or []])
+            raw_anns = chk.get(data, "annotations", "<root>", list, required=False) or []
+            parts = lambda sizes: iter([pieces.whole(raw_anns, sizes)])  # noqa: E731
         if not raw_images and not allow_empty:
             raise DataError(f"{path}: images: the dataset has no images")
         if not raw_cats:
@@ -309,13 +310,13 @@ class AnnotationFile:
         compressed: list[tuple[str, str | bytes, int]] = []  # (where, counts, h*w), checked at once
         sizes = {iid: (im.height, im.width) for iid, im in images.items()}
         total = 0
-        for piece in parts:
-            clean = pieces.plainly_valid_polygons(piece, sizes)
-            for k, a in enumerate(piece):
+        for piece in parts(sizes):
+            for k, (a, clean) in enumerate(zip(piece.anns, piece.clean, strict=True)):
                 i = total + k
-                ann = _plain(a, images, categories, seen_ids, clean[k]) or _parse_annotation(
-                    chk, i, a, images, categories, seen_ids, skipped, keep_degenerate, clean[k]
-                )
+                ann = _plain(a, images, categories, seen_ids, clean) or _parse_annotation(
+                    chk, i, piece.original(k), images, categories, seen_ids, skipped,
+                    keep_degenerate, clean,
+                )  # fmt: skip
                 if ann is None:
                     continue
                 annotations.append(ann)
@@ -325,7 +326,7 @@ class AnnotationFile:
                     im = images[ann.image_id]
                     where = f"annotations[{i}] (id {ann.id}).segmentation.counts"
                     compressed.append((where, ann.segmentation["counts"], im.height * im.width))
-            total += len(piece)
+            total += len(piece.anns)
         bad, problem = mask_ops.check_rle_strings(
             [c for _, c, _ in compressed], [n for _, _, n in compressed]
         )

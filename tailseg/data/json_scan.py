@@ -124,3 +124,189 @@ def _trim(buf, start, end):
     while last >= first and (buf[last] in (32, 9, 10, 13)):
         last -= 1
     return first, last
+
+
+# --------------------------------------------------------------------------- polygon numbers
+_KEY = np.frombuffer(b'"segmentation"', dtype=np.uint8)
+_MAX_DIGITS = 15  # m < 10**15 < 2**53 and 10**k exact: m / 10**k is then correctly rounded
+
+
+@njit(cache=True)
+def _skip_blanks(buf, i, end):
+    while i < end and (buf[i] == 32 or buf[i] == 9 or buf[i] == 10 or buf[i] == 13):
+        i += 1
+    return i
+
+
+@njit(cache=True)
+def _number(buf, i, end, coords, n):
+    """Parse a plain decimal (-?digits(.digits)?, at most 15 significant digits) at buf[i] into
+    coords[n]; returns one past it, or -1 for anything else (exponents, long mantissas, ...)."""
+    negative = buf[i] == 45  # -
+    if negative:
+        i += 1
+    m = 0
+    digits = 0
+    scale = 0
+    start = i
+    while i < end and 48 <= buf[i] <= 57:
+        m = m * 10 + (buf[i] - 48)
+        digits += 1 if m else 0
+        i += 1
+    if i == start or (buf[start] == 48 and i - start > 1):  # no digits, or a leading zero
+        return -1
+    fraction = False
+    if i < end and buf[i] == 46:  # .
+        fraction = True
+        i += 1
+        first = i
+        while i < end and 48 <= buf[i] <= 57:
+            m = m * 10 + (buf[i] - 48)
+            digits += 1 if m else 0
+            scale += 1
+            i += 1
+        if i == first:
+            return -1
+    if digits > _MAX_DIGITS or scale > _MAX_DIGITS:
+        return -1
+    if i < end and (buf[i] == 101 or buf[i] == 69):  # e E
+        return -1
+    value = m / 10.0**scale
+    if negative and (fraction or m != 0):  # JSON's -0 is the integer 0, -0.0 a negative zero
+        value = -value
+    coords[n] = value
+    return i
+
+
+@njit(cache=True)
+def _polygon_list(buf, i, end, coords, n, lens, p):
+    """Parse `[[x, y, ...], ...]` (at least one part, each of plain decimals) at buf[i]: fills
+    coords from n and lens from p; returns (one past it, coords, parts) or (-1, 0, 0)."""
+    if buf[i] != 91:
+        return -1, 0, 0
+    i = _skip_blanks(buf, i + 1, end)
+    parts = 0
+    count = 0
+    while True:
+        if i >= end or buf[i] != 91:
+            return -1, 0, 0
+        i = _skip_blanks(buf, i + 1, end)
+        length = 0
+        if i < end and buf[i] == 93:  # an empty part
+            i += 1
+        else:
+            while True:
+                i = _number(buf, i, end, coords, n + count)
+                if i < 0:
+                    return -1, 0, 0
+                count += 1
+                length += 1
+                i = _skip_blanks(buf, i, end)
+                if i < end and buf[i] == 44:
+                    i = _skip_blanks(buf, i + 1, end)
+                    continue
+                if i < end and buf[i] == 93:
+                    i += 1
+                    break
+                return -1, 0, 0
+        lens[p + parts] = length
+        parts += 1
+        i = _skip_blanks(buf, i, end)
+        if i < end and buf[i] == 44:
+            i = _skip_blanks(buf, i + 1, end)
+            continue
+        if i < end and buf[i] == 93:
+            return i + 1, count, parts
+        return -1, 0, 0
+
+
+@njit(cache=True)
+def _extract(buf, starts, ends, key, out, coords, lens, parts_of):
+    """Copy the objects buf[starts[k]:ends[k]] into `out` as one json array, each one's
+    "segmentation" value — when it is a list of polygons of plain decimals and the object has
+    no other "segmentation" key — replaced by 0 and its numbers put in coords (parts' lengths in
+    lens, the object's part count in parts_of[k]; -1 where left in the text).
+    Returns (bytes of out used, coordinates, parts)."""
+    o = 0
+    n = 0
+    p = 0
+    out[o] = 91
+    o += 1
+    for k in range(len(starts)):
+        s, e = starts[k], ends[k]
+        if k:
+            out[o] = 44
+            o += 1
+        parts_of[k] = -1
+        cut_from, cut_to = -1, -1
+        found = 0
+        depth = 0
+        i = s
+        while i < e:
+            c = buf[i]
+            if c == 34:  # a string: a key of this object if it is followed by a colon
+                j = i + 1
+                escaped = False
+                while j < e and buf[j] != 34:
+                    escaped |= buf[j] == 92
+                    j += 2 if buf[j] == 92 else 1
+                if depth == 1 and escaped:  # a key written with escapes may be anything
+                    colon = _skip_blanks(buf, j + 1, e)
+                    if colon < e and buf[colon] == 58:
+                        found += 2
+                if depth == 1 and j - i + 1 == len(key):
+                    same = True
+                    for t in range(len(key)):
+                        if buf[i + t] != key[t]:
+                            same = False
+                            break
+                    colon = _skip_blanks(buf, j + 1, e)
+                    if same and colon < e and buf[colon] == 58:
+                        found += 1
+                        v = _skip_blanks(buf, colon + 1, e)
+                        stop, count, parts = _polygon_list(buf, v, e, coords, n, lens, p)
+                        if stop > 0 and parts > 0:
+                            cut_from, cut_to = v, stop
+                            parts_of[k] = parts
+                            n_next, p_next = n + count, p + parts
+                i = j + 1
+                continue
+            if c == 123 or c == 91:
+                depth += 1
+            elif c == 125 or c == 93:
+                depth -= 1
+            i += 1
+        if found != 1 or cut_from < 0:
+            parts_of[k] = -1
+            out[o : o + e - s] = buf[s:e]
+            o += e - s
+            continue
+        n, p = n_next, p_next
+        out[o : o + cut_from - s] = buf[s:cut_from]
+        o += cut_from - s
+        out[o] = 48  # 0
+        o += 1
+        out[o : o + e - cut_to] = buf[cut_to:e]
+        o += e - cut_to
+    out[o] = 93
+    o += 1
+    return o, n, p
+
+
+def extract_polygons(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """The objects buf[starts[k]:ends[k]] as one json array text whose plainly written polygon
+    lists are cut out: (text, coordinates (N,) float64, part lengths (P,), parts per object (K,),
+    -1 where the segmentation stayed in the text).
+
+    A coordinate is parsed exactly as a json parser does (the correctly rounded double) when
+    written as -?digits[.digits] with at most 15 significant digits; anything else leaves that
+    object's segmentation in the text, for orjson."""
+    size = int((ends - starts).sum()) + len(starts) + 2
+    out = np.empty(size, dtype=np.uint8)
+    coords = np.empty(size // 2 + 1, dtype=np.float64)
+    lens = np.empty(size // 4 + 1, dtype=np.int64)
+    parts_of = np.empty(len(starts), dtype=np.int64)
+    used, n, p = _extract(buf, starts, ends, _KEY, out, coords, lens, parts_of)
+    return out[:used].tobytes(), coords[:n].copy(), lens[:p].copy(), parts_of

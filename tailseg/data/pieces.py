@@ -10,7 +10,8 @@ valid) goes to the ordinary path, whose checks and messages are the reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -27,10 +28,28 @@ class Fallback(Exception):
     """The file is not plainly readable in pieces: parse it whole, the ordinary way."""
 
 
-def split_top_level(raw: bytes) -> tuple[dict[str, Any], Iterator[list[Any]] | None]:
-    """(every top-level member but "annotations", parsed; the annotations array as an iterator
-    of parsed pieces, or None if the file has none). Raises Fallback when unsure; the pieces
-    iterator may raise it too."""
+@dataclass
+class Piece:
+    """Consecutive raw annotations: `anns[k]` parsed (its polygons possibly cut out of the text,
+    then `anns[k]["segmentation"]` is a placeholder 0), `clean[k]` its polygon parts if they
+    plainly pass the checks (else None), `original(k)` the annotation exactly as in the file."""
+
+    anns: list[Any]
+    clean: list[list[np.ndarray] | None]
+    original: Callable[[int], Any]
+
+
+def whole(raw_anns: list[Any], sizes: dict[int, tuple[int, int]]) -> Piece:
+    """An already parsed annotations list as one piece."""
+    return Piece(raw_anns, plainly_valid_polygons(raw_anns, sizes), raw_anns.__getitem__)
+
+
+def split_top_level(
+    raw: bytes,
+) -> tuple[dict[str, Any], Callable[[dict[int, tuple[int, int]]], Iterator[Piece]] | None]:
+    """(every top-level member but "annotations", parsed; a function of the image sizes that
+    yields the annotations array in pieces, or None if the file has none). Raises Fallback when
+    unsure; so may the pieces."""
     buf = np.frombuffer(raw, dtype=np.uint8)
     top = json_scan.container(buf, 0, len(buf), ord("{"))
     if top is None:
@@ -55,20 +74,96 @@ def split_top_level(raw: bytes) -> tuple[dict[str, Any], Iterator[list[Any]] | N
                     rest[key] = orjson.loads(raw[c + 1 : e])
             except orjson.JSONDecodeError:
                 raise Fallback from None
-    return rest, (_pieces(raw, buf, span) if span else None)
+    if span is None:
+        return rest, None
+    return rest, lambda sizes: _pieces(raw, buf, span, sizes)
 
 
-def _pieces(raw: bytes, buf: np.ndarray, span: tuple[int, int]) -> Iterator[list[Any]]:
-    view = memoryview(raw)
+def _pieces(
+    raw: bytes, buf: np.ndarray, span: tuple[int, int], sizes: dict[int, tuple[int, int]]
+) -> Iterator[Piece]:
     try:
         for starts, ends, _ in json_scan.members(buf, *span, batch=PIECE):
-            text = b"".join((b"[", view[int(starts[0]) : int(ends[-1])], b"]"))
+            text, coords, lens, parts_of = json_scan.extract_polygons(buf, starts, ends)
             try:
-                yield orjson.loads(text)
+                anns = orjson.loads(text)
             except orjson.JSONDecodeError:
                 raise Fallback from None
+
+            def original(k: int, starts: np.ndarray = starts, ends: np.ndarray = ends) -> Any:
+                return orjson.loads(raw[int(starts[k]) : int(ends[k])])
+
+            clean = _clean_cut_out(anns, parts_of, coords, lens, sizes)
+            left = [k for k, n in enumerate(parts_of.tolist()) if n < 0]  # still in the text
+            rest = plainly_valid_polygons([anns[k] for k in left], sizes)
+            for k, parts in zip(left, rest, strict=True):
+                clean[k] = parts
+            yield Piece(anns, clean, original)
     except json_scan.Unreadable:
         raise Fallback from None
+
+
+def _clean_cut_out(
+    anns: list[Any],
+    parts_of: np.ndarray,
+    coords: np.ndarray,
+    lens: np.ndarray,
+    sizes: dict[int, tuple[int, int]],
+) -> list[list[np.ndarray] | None]:
+    """Polygon parts of the annotations whose polygons were cut out of the text, where they
+    plainly pass the checks (the others — and any whose image is unknown — get None)."""
+    clean: list[list[np.ndarray] | None] = [None] * len(anns)
+    cut = np.flatnonzero(parts_of > 0)
+    if len(cut) == 0:
+        return clean
+    per = parts_of[cut]
+    hw = np.zeros((len(cut), 2), dtype=np.float64)
+    known = np.zeros(len(cut), dtype=bool)
+    for j, k in enumerate(cut.tolist()):
+        a = anns[k]
+        iid = a.get("image_id") if type(a) is dict else None
+        if type(iid) is int and iid in sizes:
+            hw[j] = sizes[iid]
+            known[j] = True
+    ok = _parts_ok(coords, lens, np.repeat(hw[:, 0], per), np.repeat(hw[:, 1], per))
+    part_of = np.concatenate([[0], np.cumsum(per)])
+    bad = np.concatenate([[0], np.cumsum(~ok)])
+    good = (known & (bad[part_of[1:]] == bad[part_of[:-1]])).tolist()
+    parts = np.split(coords, np.cumsum(lens)[:-1])
+    for k, g, a, b in zip(
+        cut.tolist(), good, part_of[:-1].tolist(), part_of[1:].tolist(), strict=True
+    ):
+        if g:
+            clean[k] = parts[a:b]
+    return clean
+
+
+def _parts_ok(coords: np.ndarray, lens: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per polygon part (coords concatenated, lens (P,), its image's h and w (P,)): whether it
+    certainly passes `clean_polygons` unchanged — even length, at least 3 points, finite, not
+    far outside the image, an outline clearly shorter than MAX_OUTLINE."""
+    ok = (lens >= 6) & (lens % 2 == 0)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    is_x = ((np.arange(len(coords)) - np.repeat(starts, lens)) & 1) == 0
+    limit = np.where(is_x, np.repeat(w, lens), np.repeat(h, lens))
+    bad = ~np.isfinite(coords) | (coords < -limit) | (coords > 2 * limit)
+    bad_count = np.concatenate([[0], np.cumsum(bad)])
+    ok &= bad_count[starts + lens] == bad_count[starts]
+    if not ok.any():
+        return ok
+    # outline: Σ over vertices of max(|Δx|, |Δy|) to the next vertex, the last to the first;
+    # computed over the parts that are ok so far (even lengths: x, y alternate in them)
+    sel = np.repeat(ok, lens)
+    x, y = coords[sel][0::2], coords[sel][1::2]
+    vlen = lens[ok] // 2
+    vstart = np.concatenate([[0], np.cumsum(vlen)[:-1]]).astype(np.int64)
+    nxt = np.arange(1, len(x) + 1)
+    nxt[vstart + vlen - 1] = vstart
+    steps = np.maximum(np.abs(x[nxt] - x), np.abs(y[nxt] - y))
+    outline = np.concatenate([[0.0], np.cumsum(steps)])
+    length = outline[vstart + vlen] - outline[vstart]
+    ok[ok] = length < MAX_OUTLINE * (1 - 1e-9)  # at the limit, the exact check decides
+    return ok
 
 
 def plainly_valid_polygons(
@@ -88,7 +183,7 @@ def plainly_valid_polygons(
         segm, iid = a.get("segmentation"), a.get("image_id")
         if type(segm) is not list or not segm or type(iid) is not int or iid not in sizes:
             continue
-        if all(type(p) is list and len(p) >= 6 and not len(p) % 2 for p in segm):
+        if all(type(p) is list for p in segm):
             h, w = sizes[iid]
             cand.append((k, segm, h, w))
     if not cand:
@@ -105,32 +200,17 @@ def plainly_valid_polygons(
         )
     except OverflowError:  # an integer beyond float range
         return out
-    parts_per = np.array([len(segm) for _, segm, _, _ in cand])
-    h = np.repeat(np.array([c[2] for c in cand], dtype=np.float64), parts_per)  # per part
-    w = np.repeat(np.array([c[3] for c in cand], dtype=np.float64), parts_per)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    is_x = ((np.arange(len(coords)) - np.repeat(starts, lens)) & 1) == 0
-    limit = np.where(is_x, np.repeat(w, lens), np.repeat(h, lens))
-    bad = ~np.isfinite(coords) | (coords < -limit) | (coords > 2 * limit)
-    bad_count = np.concatenate([[0], np.cumsum(bad)])
-    ok = bad_count[starts + lens] == bad_count[starts]
-    # outline: Σ over vertices of max(|Δx|, |Δy|) to the next vertex, the last to the first
-    x, y = coords[0::2], coords[1::2]
-    vstart, vlen = starts // 2, lens // 2
-    nxt = np.arange(1, len(x) + 1)
-    nxt[vstart + vlen - 1] = vstart
-    with np.errstate(invalid="ignore"):  # non-finite parts are already not ok
-        steps = np.maximum(np.abs(x[nxt] - x), np.abs(y[nxt] - y))
-    outline = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(steps), steps, 0.0))])
-    length = outline[vstart + vlen] - outline[vstart]
-    ok &= length < MAX_OUTLINE * (1 - 1e-9)  # at the limit, the exact check decides
-    part_of = np.concatenate([[0], np.cumsum(parts_per)])  # annotation j: parts [a_j, a_j+1)
-    bad_parts = np.concatenate([[0], np.cumsum(~ok)])
-    ann_ok = (bad_parts[part_of[1:]] == bad_parts[part_of[:-1]]).tolist()
-    parts = np.split(coords, starts[1:])
-    for (k, _, _, _), good, a, b in zip(
-        cand, ann_ok, part_of[:-1].tolist(), part_of[1:].tolist(), strict=True
+    per = np.array([len(segm) for _, segm, _, _ in cand])
+    h = np.repeat(np.array([c[2] for c in cand], dtype=np.float64), per)
+    w = np.repeat(np.array([c[3] for c in cand], dtype=np.float64), per)
+    ok = _parts_ok(coords, lens, h, w)
+    part_of = np.concatenate([[0], np.cumsum(per)])
+    bad = np.concatenate([[0], np.cumsum(~ok)])
+    good = (bad[part_of[1:]] == bad[part_of[:-1]]).tolist()
+    parts = np.split(coords, np.cumsum(lens)[:-1])
+    for (k, _, _, _), g, a, b in zip(
+        cand, good, part_of[:-1].tolist(), part_of[1:].tolist(), strict=True
     ):
-        if good:
+        if g:
             out[k] = parts[a:b]
     return out
