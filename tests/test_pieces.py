@@ -283,6 +283,7 @@ RAW_EDGES = {  # as written in the file (json.dumps would not write these)
     "leading zero": "[[01.5, 2, 9, 2, 9, 9]]",
     "spaces": "[ [ 2 , 2 ,9,2 , 9 ,\n9 ] , [1, 1, 4, 1, 4, 4]\t]",
     "empty part": "[[], [2, 2, 9, 2, 9, 9]]",
+    "many empty parts": "[" + "[]," * 3000 + "[2, 2, 9, 2, 9, 9]]",  # more parts than bytes / 4
     "then an RLE": '[[2, 2, 9, 2, 9, 9]], "segmentation": {"size": [20, 30], "counts": [600]}',
     "then a polygon": '{"size": [20, 30], "counts": [600]}, "segmentation": [[2, 2, 9, 2, 9, 9]]',
     "twice": '[[2, 2, 9, 2, 9, 9]], "segmentation": [[1, 1, 4, 1, 4, 4]]',

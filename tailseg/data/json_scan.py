@@ -305,8 +305,8 @@ def extract_polygons(
     object's segmentation in the text, for orjson."""
     size = int((ends - starts).sum()) + len(starts) + 2
     out = np.empty(size, dtype=np.uint8)
-    coords = np.empty(size // 2 + 1, dtype=np.float64)
-    lens = np.empty(size // 4 + 1, dtype=np.int64)
+    coords = np.empty(size // 2 + 1, dtype=np.float64)  # each number and its comma: >= 2 bytes
+    lens = np.empty(size // 2 + 1, dtype=np.int64)  # "[]," is 3 bytes, a number and "," 2
     parts_of = np.empty(len(starts), dtype=np.int64)
     used, n, p = _extract(buf, starts, ends, _KEY, out, coords, lens, parts_of)
     return out[:used].tobytes(), coords[:n].copy(), lens[:p].copy(), parts_of
