@@ -142,6 +142,8 @@ def _skip_blanks(buf, i, end):
 def _number(buf, i, end, coords, n):
     """Parse a plain decimal (-?digits(.digits)?, at most 15 significant digits) at buf[i] into
     coords[n]; returns one past it, or -1 for anything else (exponents, long mantissas, ...)."""
+    if i >= end:
+        return -1
     negative = buf[i] == 45  # -
     if negative:
         i += 1
@@ -182,7 +184,7 @@ def _number(buf, i, end, coords, n):
 def _polygon_list(buf, i, end, coords, n, lens, p):
     """Parse `[[x, y, ...], ...]` (at least one part, each of plain decimals) at buf[i]: fills
     coords from n and lens from p; returns (one past it, coords, parts) or (-1, 0, 0)."""
-    if buf[i] != 91:
+    if i >= end or buf[i] != 91:
         return -1, 0, 0
     i = _skip_blanks(buf, i + 1, end)
     parts = 0
