@@ -12,7 +12,8 @@ process, after imports) and the process's peak RSS (`os.wait4`), and tailseg / p
 
 `--workers 1,2,4` measures what DataLoader workers cost over the largest file: each worker is a
 fork that reads every image's annotations once (each Annotation and its polygon arrays touched,
-as a training epoch does), and the memory of the main process and its workers is summed as
+as a worker has after a few epochs of a long run: its share of each epoch's images differs),
+and the memory of the main process and its workers is summed as
 PSS and USS from /proc/PID/smaps_rollup while they are alive. Python objects that a worker
 touches get their reference counts written, so their pages are copied into the worker
 ("copy on read"); the cost per worker is compared with the dataset's own memory (the main
@@ -84,15 +85,19 @@ def workers_worker(path: Path, workers: int) -> dict:
     ids = [im.id for im in ann.images]
 
     class Touch(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(ids)
+        """Item w: every image's annotations, read by worker w (items go round-robin)."""
 
-        def __getitem__(self, i: int) -> tuple[int, int]:
-            n = sum(len(p) for a in ann.anns_by_image.get(ids[i], ()) for p in a.segmentation)
+        def __len__(self) -> int:
+            return max(workers, 1)
+
+        def __getitem__(self, w: int) -> tuple[int, int]:
+            n = sum(
+                len(p) for i in ids for a in ann.anns_by_image.get(i, ()) for p in a.segmentation
+            )
             return os.getpid(), n
 
     loader = torch.utils.data.DataLoader(
-        Touch(), batch_size=256, num_workers=workers, persistent_workers=workers > 0,
+        Touch(), batch_size=1, num_workers=workers, persistent_workers=workers > 0,
         collate_fn=lambda batch: batch,
     )  # fmt: skip
     pids, coords = {os.getpid()}, 0
@@ -100,6 +105,7 @@ def workers_worker(path: Path, workers: int) -> dict:
     for batch in it:
         pids |= {pid for pid, _ in batch}
         coords += sum(n for _, n in batch)
+    assert len(pids) == workers + (workers > 0) or workers == 0, pids
     mem = [_smaps(pid) for pid in sorted(pids)]  # the workers are still alive
     del it
     return {
