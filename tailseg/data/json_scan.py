@@ -6,6 +6,10 @@ top-level members and the annotations array's elements in the raw bytes. It does
 JSON — each piece is then parsed by orjson, which does — and reports any structure it cannot
 follow (unbalanced brackets, an unterminated string, an empty member) as -1, upon which the
 caller parses the whole file the ordinary way, with its exact error messages.
+
+`extract_polygons` also cuts plainly written polygon lists out of a piece's text and parses
+their numbers itself: orjson then has no float lists to turn into Python objects, which is
+most of LVIS's bytes.
 """
 
 from __future__ import annotations
