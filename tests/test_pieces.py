@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tailseg.data import AnnotationFile, DataError, annotations, json_scan, pieces
-from tailseg.data.annotations import read_json
+from tailseg.data.json_io import read_json
 from tests.test_fuzz import fuzz
 
 DATA = Path(__file__).parent / "data"

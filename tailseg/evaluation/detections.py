@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from tailseg.data.annotations import INT64, AnnotationFile, DataError, read_json
+from tailseg.data.annotations import INT64, AnnotationFile, DataError
+from tailseg.data.json_io import read_json
 from tailseg.structures import masks as mask_ops
 
 log = logging.getLogger("tailseg.evaluation")
