@@ -263,8 +263,8 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
             scaler.scale(total).backward()
             # The step's one device → host copy: every loss value and whether all ranks' losses
             # are finite, read after backward has been queued (the weights are still untouched).
-            values = torch.stack(
-                [total.detach().float(), *(v.detach().float() for v in losses.values())]
+            values = torch.stack(  # float64: the logged values as exact as the losses
+                [total.detach().double(), *(v.detach().double() for v in losses.values())]
             )
             finite = torch.isfinite(values).all().float().reshape(1)
             if d.enabled:  # every rank stops together, or none does
