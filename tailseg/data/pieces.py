@@ -125,17 +125,35 @@ def _clean_cut_out(
         if type(iid) is int and iid in sizes:
             hw[j] = sizes[iid]
             known[j] = True
-    ok = _parts_ok(coords, lens, np.repeat(hw[:, 0], per), np.repeat(hw[:, 1], per))
+    h, w = np.repeat(hw[:, 0], per), np.repeat(hw[:, 1], per)
+    _keep_plain(clean, cut.tolist(), per, coords, lens, h, w, known)
+    return clean
+
+
+def _keep_plain(
+    out: list[list[np.ndarray] | None],
+    where: list[int],
+    per: np.ndarray,
+    coords: np.ndarray,
+    lens: np.ndarray,
+    h: np.ndarray,
+    w: np.ndarray,
+    known: np.ndarray | None = None,
+) -> None:
+    """out[where[j]] = annotation j's parts (views into coords) if all `per[j]` of them are
+    plainly valid (`_parts_ok`) and `known[j]`; the others stay None."""
+    ok = _parts_ok(coords, lens, h, w)
     part_of = np.concatenate([[0], np.cumsum(per)])
     bad = np.concatenate([[0], np.cumsum(~ok)])
-    good = (known & (bad[part_of[1:]] == bad[part_of[:-1]])).tolist()
+    good = bad[part_of[1:]] == bad[part_of[:-1]]
+    if known is not None:
+        good &= known
     parts = np.split(coords, np.cumsum(lens)[:-1])
     for k, g, a, b in zip(
-        cut.tolist(), good, part_of[:-1].tolist(), part_of[1:].tolist(), strict=True
+        where, good.tolist(), part_of[:-1].tolist(), part_of[1:].tolist(), strict=True
     ):
         if g:
-            clean[k] = parts[a:b]
-    return clean
+            out[k] = parts[a:b]
 
 
 def _parts_ok(coords: np.ndarray, lens: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -203,14 +221,5 @@ def plainly_valid_polygons(
     per = np.array([len(segm) for _, segm, _, _ in cand])
     h = np.repeat(np.array([c[2] for c in cand], dtype=np.float64), per)
     w = np.repeat(np.array([c[3] for c in cand], dtype=np.float64), per)
-    ok = _parts_ok(coords, lens, h, w)
-    part_of = np.concatenate([[0], np.cumsum(per)])
-    bad = np.concatenate([[0], np.cumsum(~ok)])
-    good = (bad[part_of[1:]] == bad[part_of[:-1]]).tolist()
-    parts = np.split(coords, np.cumsum(lens)[:-1])
-    for (k, _, _, _), g, a, b in zip(
-        cand, good, part_of[:-1].tolist(), part_of[1:].tolist(), strict=True
-    ):
-        if g:
-            out[k] = parts[a:b]
+    _keep_plain(out, [c[0] for c in cand], per, coords, lens, h, w)
     return out
