@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from tailseg import __version__
+from tailseg.cli import ablate as ablate_cmd
 from tailseg.cli import data as data_cmd
 from tailseg.cli import demo as demo_cmd
 from tailseg.cli import eval as eval_cmd
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     predict_cmd.add_parser(sub)
     model_cmd.add_parser(sub)
+    ablate_cmd.add_parser(sub)
     return parser
 
 

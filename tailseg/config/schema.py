@@ -316,6 +316,9 @@ class TrainConfig:
     ema_gamma: float = 2000.0
     early_stop_metric: str = "segm.AP"  # a key of the per-epoch metrics
     patience: int | None = None  # epochs without improvement before stopping
+    # the run's result (metrics.json, best.pt): the "best" epoch by early_stop_metric (the
+    # report's early stopping: its epoch-6 model of 20) or the "last" epoch trained
+    select: Literal["best", "last"] = "best"
     amp: Literal["off", "bf16", "fp16"] = "off"  # the report trains in FP32
     dtype: Literal["float32", "float64"] = "float32"  # float64: numerical checks only (slow)
     seed: int = 0

@@ -322,7 +322,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
         if tc.patience is not None and epoch - state.best_epoch >= tc.patience:
             stop = True
         if d.is_main:
-            if improved:
+            if improved or tc.select == "last":  # best.pt: the epoch the run selects
                 checkpoint.save(
                     run_dir / "best.pt",
                     {
@@ -456,17 +456,22 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]], cfg: Config) ->
 
 
 def _final_metrics(run_dir: Path, state: RunState, cfg: Config) -> dict[str, Any]:
-    """metrics.json: the best epoch's evaluation, by section (segm, challenge2021, ...)."""
+    """metrics.json: the selected epoch's evaluation (`train.select`: the best or the last), by
+    section (segm, challenge2021, ...)."""
     if not state.history:
         return {}
-    best = state.history[max(state.best_epoch, 0) - state.history[0]["epoch"]]
+    if cfg.train.select == "last":
+        chosen = state.history[-1]
+    else:
+        chosen = state.history[max(state.best_epoch, 0) - state.history[0]["epoch"]]
     sections: dict[str, dict[str, float]] = {}
-    for k, v in best.items():
+    for k, v in chosen.items():
         if "." in k:
             sec, key = k.split(".", 1)
             sections.setdefault(sec, {})[key] = v
     out = {
         "best_epoch": state.best_epoch,
+        "selected_epoch": chosen["epoch"],
         "early_stop_metric": cfg.train.early_stop_metric,
         "epochs_run": len(state.history),
         **sections,
