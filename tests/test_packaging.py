@@ -24,8 +24,9 @@ def test_a_wheel_install_runs_a_named_config_outside_the_source_tree(tmp_path: P
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("tailseg-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {f"tailseg/configs/{p.name}" for p in (REPO / "tailseg" / "configs").glob("*.yaml")}
-    assert len(shipped) >= 7 and shipped <= names
+    configs = REPO / "tailseg" / "configs"
+    shipped = {f"tailseg/configs/{p.relative_to(configs)}" for p in configs.rglob("*.yaml")}
+    assert len(shipped) >= 30 and shipped <= names  # with fuxi2021/'s rows, tables and scales
     assert "tailseg/data/resources/lvis_v1_category_stats.json" in names
 
     # a fresh environment: tailseg only from the wheel, its dependencies from this one
@@ -50,3 +51,12 @@ def test_a_wheel_install_runs_a_named_config_outside_the_source_tree(tmp_path: P
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert ran.stdout.startswith(str(site / "tailseg" / "__init__.py"))
     assert "HTC, resnet-26 backbone, FPN 64, 40 classes" in ran.stdout  # the tiny config
+
+    # the report's tables, rows and scales resolve from the installed package
+    code = "import sys; from tailseg.cli.main import main; "
+    code += "sys.exit(main(['ablate', 'table5', '--out', 'study', '--dry-run', '--seeds', '1']))"
+    ran = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "train   mask_scoring" in ran.stdout and "predict dets1000" in ran.stdout

@@ -21,5 +21,12 @@ def resolve_config(name: str) -> Path:
     raise ConfigError(f"{name}: no such config file (named configs: {known})")
 
 
-def load_run_config(name: str, overrides: list[str]) -> Config:
-    return load_config(str(resolve_config(name)), overrides)
+def load_run_config(name: str, overrides: list[str], scale: str | None = None) -> Config:
+    """The config `name` with dotted overrides; with `scale` (tiny, small, full or a scale file),
+    run at that study scale (`tailseg.config.scales`: the report's rows on the synthetic
+    benchmark)."""
+    if scale is None:
+        return load_config(str(resolve_config(name)), overrides)
+    from tailseg.config.scales import load_scaled
+
+    return load_scaled(resolve_config(name), scale, overrides)

@@ -20,13 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace an earlier run in --out (else refused)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--scale", help="run a report config at a study scale: tiny, small, full or a scale file"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tailseg.engine.trainer import train
 
-    cfg = load_run_config(args.config, args.overrides)
+    cfg = load_run_config(args.config, args.overrides, args.scale)
     try:
         final = train(
             cfg,

@@ -35,6 +35,7 @@ from tailseg.engine.ema import ModelEMA
 from tailseg.engine.evaluate import evaluate_predictions, predict_split
 from tailseg.engine.optim import build_optimizer, lr_factor
 from tailseg.engine.run_dir import RunDirError, claim
+from tailseg.engine.tensorboard import ScalarLog
 from tailseg.errors import TrainingError
 from tailseg.models.build import build_model
 from tailseg.utils.files import atomic_write_json, atomic_write_text
@@ -229,6 +230,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
             checkpoint.save(path, ck, keep_previous=True)
         return path
 
+    scalars = ScalarLog(run_dir) if d.is_main else None
     stop = False
     while state.epoch < tc.epochs and not stop:
         epoch = state.epoch
@@ -335,6 +337,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
                 )
             save_last()
             _write_history(run_dir, state.history, cfg)
+            scalars.epoch(row)
             log.info(
                 "epoch %d: %s = %.4f (best %.4f at epoch %d)%s",
                 epoch,
@@ -345,6 +348,8 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
                 "; early stop" if stop else "",
             )
 
+    if scalars is not None:
+        scalars.close()
     final = _final_metrics(run_dir, state, cfg) if d.is_main else {}
     dist.barrier(d)
     dist.shutdown(d)

@@ -55,9 +55,9 @@ class Run:
 
 
 def row_config(row: Row, scale: Scale, seed: int, overrides: Sequence[str]) -> Config:
-    """The row's config at the scale, for one seed: factors, the scale's overrides, the row's
-    overrides, `train.seed`, then the study's command-line overrides."""
-    return load_scaled(row.config, scale, [*row.overrides, f"train.seed={seed}", *overrides])
+    """The row's config at the scale, for one seed: factors, the scale's overrides, the study's
+    command-line overrides (every row's), the row's own overrides, then `train.seed`."""
+    return load_scaled(row.config, scale, [*overrides, *row.overrides, f"train.seed={seed}"])
 
 
 def check_scale_masks_nothing(table: Table, scale: Scale) -> None:
@@ -113,7 +113,7 @@ def plan(
                 cfg = load_scaled(
                     table.model.config,
                     scale,
-                    [f"train.seed={seed}", *overrides, *row.overrides],
+                    [*overrides, *row.overrides, f"train.seed={seed}"],
                 )
                 _check_test_only(row, model.cfg, cfg, table.path)
             else:
