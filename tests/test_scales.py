@@ -114,20 +114,27 @@ def test_command_line_overrides_come_last_and_are_not_scaled() -> None:
         load_scaled(path, "tiny", ["train.lr=fast"])
 
 
-def test_bad_scale_files_name_file_and_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("pixel_factor: 0.5\nzoom: 2\n", r"zoom: unknown key"),
+        ("pixel_factor: -1\n", r"pixel_factor: must be a number"),
+        ("mixed_precision: fp8\n", r"mixed_precision: must be bf16 or fp16"),
+        (
+            "overrides:\n  model:\n    backbone:\n      dept: 26\n",
+            r"model\.backbone\.dept: unknown",
+        ),
+        ("overrides:\n  train:\n    epochs: many\n", r"train\.epochs: expected an integer"),
+    ],
+)
+def test_bad_scale_files_name_file_and_key(tmp_path: Path, text: str, error: str) -> None:
     bad = tmp_path / "s.yaml"
-    bad.write_text("pixel_factor: 0.5\nzoom: 2\n")
-    with pytest.raises(ConfigError, match=r"s\.yaml: zoom: unknown key"):
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=r"s\.yaml: " + error):
         load_scale(str(bad))
-    bad.write_text("pixel_factor: -1\n")
-    with pytest.raises(ConfigError, match=r"s\.yaml: pixel_factor: must be a number"):
-        load_scale(str(bad))
-    bad.write_text("overrides:\n  model:\n    backbone:\n      dept: 26\n")
-    with pytest.raises(ConfigError, match=r"s\.yaml: model\.backbone\.dept: unknown key"):
-        load_scale(str(bad))
-    bad.write_text("overrides:\n  train:\n    epochs: many\n")
-    with pytest.raises(ConfigError, match=r"s\.yaml: train\.epochs: expected an integer"):
-        load_scale(str(bad))
+
+
+def test_an_unknown_scale_lists_the_scales() -> None:
     with pytest.raises(ConfigError, match=r"huge: no such scale \(scales: full, small, tiny\)"):
         load_scale("huge")
 

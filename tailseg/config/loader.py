@@ -135,6 +135,24 @@ def _deepcopy(value: Any) -> Any:
     return value
 
 
+def yaml_names(folder: Path) -> list[str]:
+    """The stems of the YAML files in `folder`, sorted."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def named_yaml(name: str, folder: Path, what: str, hint: str = "") -> Path:
+    """`name` as a path if it is a file, else `folder/<name>.yaml`; ConfigError listing the
+    names in `folder` otherwise (`what`: "scale", "table", ...)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(yaml_names(folder))
+        raise ConfigError(f"{name}: no such {what} ({what}s: {known}{hint})")
+    return path
+
+
 def load_raw(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Read a config file and its `base:` chain. Returns (merged dict, dotted key → source)."""
     chain: list[tuple[Path, dict[str, Any]]] = []

@@ -29,7 +29,9 @@ from tailseg.config.loader import (
     _read_yaml,
     apply_overrides,
     load,
+    named_yaml,
     to_dict,
+    yaml_names,
 )
 from tailseg.config.schema import Config
 from tailseg.errors import ConfigError
@@ -71,16 +73,12 @@ def _leaves(d: dict[str, Any], prefix: str = "") -> typing.Iterator[tuple[str, A
 
 
 def scale_names() -> list[str]:
-    return sorted(p.stem for p in SCALE_DIR.glob("*.yaml"))
+    return yaml_names(SCALE_DIR)
 
 
 def load_scale(name: str) -> Scale:
     """A scale by name (`tiny`, `small`, `full`) or by the path of a scale file."""
-    path = Path(name)
-    if not path.is_file():
-        path = SCALE_DIR / f"{name}.yaml"
-        if not path.is_file():
-            raise ConfigError(f"{name}: no such scale (scales: {', '.join(scale_names())})")
+    path = named_yaml(name, SCALE_DIR, "scale")
     raw = _read_yaml(path)
     unknown = sorted(set(raw) - {"pixel_factor", "lr_factor", "mixed_precision", "overrides"})
     if unknown:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tailseg.config.loader import _read_yaml
+from tailseg.config.loader import _read_yaml, named_yaml, yaml_names
 from tailseg.errors import ConfigError
 
 TABLE_DIR = Path(__file__).resolve().parents[1] / "configs" / "fuxi2021" / "tables"
@@ -59,17 +59,12 @@ class Table:
 
 
 def table_names() -> list[str]:
-    return sorted(p.stem for p in TABLE_DIR.glob("*.yaml"))
+    return yaml_names(TABLE_DIR)
 
 
 def load_table(name: str) -> Table:
     """A report table by name (`table1`..`table5`, `figure1`) or a table file's path."""
-    path = Path(name)
-    if not path.is_file():
-        path = TABLE_DIR / f"{name}.yaml"
-        if not path.is_file():
-            known = ", ".join(table_names())
-            raise ConfigError(f"{name}: no such table (tables: {known}; or a table file's path)")
+    path = named_yaml(name, TABLE_DIR, "table", "; or a table file's path")
     raw = _read_yaml(path)
     known_keys = {"title", "metrics", "config", "rows", "kind", "model"}
     for key in raw:
