@@ -191,7 +191,7 @@ def test_the_table_reports_failed_runs_and_the_verdicts(tmp_path: Path) -> None:
     assert ap["verdict"] == "higher" and ap["agreement"] == "agrees"  # report: 39.1 → 40.2
     assert on_disk["rows"][0]["metrics"]["segm.APr"]["mean"] is None  # -1: no rare objects
     md = (tmp_path / "table2.md").read_text()
-    assert "| + RefineMask<br>seed 2 failed: " in md and "14.8 ± 1.1 (40.2)" in md
+    assert "| + RefineMask<br>seed 2 failed (?): no log |" in md and "14.8 ± 1.1 (40.2)" in md
     assert "higher, agrees with the report" in md
     assert (tmp_path / "table2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -245,7 +245,7 @@ def test_ablate_runs_a_users_table_reports_a_crash_and_reuses_finished_runs(
     assert broken["runs"]["0"]["status"] == "failed"
     log = Path(broken["runs"]["0"]["log"])
     assert "model.num_classes: 9" in log.read_text()
-    assert "seed 0 failed: " in (out / "mine.md").read_text()
+    assert f"seed 0 failed (exit status 2): {log}" in (out / "mine.md").read_text()
     for seed in (0, 1):
         cfg = (out / "no_ema" / f"seed{seed}" / "config.yaml").read_text()
         assert f"seed: {seed}" in cfg and "ema: false" in cfg

@@ -47,7 +47,8 @@ def summarise(table: Table, runs: list[Run], scale: str) -> dict[str, Any]:
                 str(r.seed): {
                     "status": r.status,
                     "dir": str(r.run_dir),
-                    **({"log": str(r.log)} if r.status == "failed" else {}),
+                    **({"error": r.metrics.get("error", "?")} if r.status == "failed" else {}),
+                    **({"log": str(r.log)} if r.status == "failed" and r.log.exists() else {}),
                     **({"seconds": round(r.seconds, 1)} if r.seconds else {}),
                 }
                 for r in mine
@@ -121,7 +122,7 @@ def markdown(summary: dict[str, Any]) -> str:
         if first.get("agreement") in ("agrees", "disagrees"):
             verdict += f", {first['agreement']} with the report"
         failed = [
-            f"seed {k} failed: {r['log']}"
+            f"seed {k} failed ({r['error']}): {r.get('log', 'no log')}"
             for k, r in row["runs"].items()
             if r["status"] == "failed"
         ]

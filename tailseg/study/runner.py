@@ -274,9 +274,10 @@ def execute(
             found = finished(run) if proc.returncode == 0 else None
             if found is not None:
                 run.status, run.metrics = "done", found
+                eta = _eta(durations, total - done_now, parallel) if done_now < total else ""
                 say(
                     f"[{done_now}/{total}] finished {run.row} seed {run.seed} in "
-                    f"{_hms(run.seconds)}"
+                    f"{_hms(run.seconds)}{eta}"
                 )
             else:
                 run.status = "failed"
