@@ -256,3 +256,15 @@ def test_ablate_runs_a_users_table_reports_a_crash_and_reuses_finished_runs(
     # another scale in the same folder is refused before anything runs
     assert main([*args[:5], "tiny", *args[6:]]) == 2
     assert "study.json: scale:" in capsys.readouterr().err
+
+
+def test_a_row_whose_config_fails_to_load_is_named_before_anything_runs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad_row.yaml"
+    bad.write_text(f"base: {TINY}\ntrain:\n  epochz: 3\n")
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        f"metrics: [segm.AP]\nrows: [{{name: a, config: {TINY}}}, {{name: b, config: {bad}}}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"bad_row\.yaml: train\.epochz: unknown key"):
+        plan(load_table(str(path)), tmp_path / "study", load_scale("full"), 1)
+    assert not (tmp_path / "study").exists()
