@@ -139,7 +139,7 @@ def test_an_unknown_scale_lists_the_scales() -> None:
         load_scale("huge")
 
 
-def test_the_demo_trains_the_whole_system_at_the_tiny_scale(monkeypatch, tmp_path: Path) -> None:
+def test_the_demo_trains_the_whole_system_at_the_small_scale(monkeypatch, tmp_path: Path) -> None:
     import tailseg.engine.trainer as trainer
     from tailseg.cli.main import main
 
@@ -153,7 +153,7 @@ def test_the_demo_trains_the_whole_system_at_the_tiny_scale(monkeypatch, tmp_pat
     with pytest.raises(SystemExit):
         main(["demo", "--out", str(tmp_path), "train.seed=2"])
     (cfg,) = seen
-    assert cfg == load_scaled(FUXI / "final.yaml", "tiny", ["train.seed=2"])
+    assert cfg == load_scaled(FUXI / "final.yaml", "small", ["train.seed=2"])
     assert cfg.model.backbone.composite and cfg.model.roi.mask_heads[-1] == "refinemask"
     assert cfg.model.roi.mask_scoring and cfg.model.roi.cls_loss == "seesaw"
     assert cfg.data.augment.copy_paste_prob > 0 and cfg.data.augment.mosaic_prob > 0
