@@ -97,6 +97,14 @@ def test_bad_table_files_name_the_file_and_field(tmp_path: Path, text: str, erro
         load_table(str(path))
 
 
+def test_the_example_table_plans_against_the_report_rows(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "cbnet_lr.yaml"
+    runs = plan(load_table(str(example)), tmp_path, load_scale("tiny"), 1)
+    (table1_mosaic,) = plan(load_table("table1"), tmp_path, load_scale("tiny"), 1, ["mosaic"])
+    assert runs[0].cfg == table1_mosaic.cfg  # the same run as Table 1's row: reused
+    assert runs[1].cfg.train.lr == 4e-4 and runs[1].cfg.model.backbone.composite
+
+
 def test_unknown_table_and_row_are_named() -> None:
     with pytest.raises(ConfigError, match=r"table9: no such table \(tables: figure1, table1"):
         load_table("table9")
