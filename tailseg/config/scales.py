@@ -101,7 +101,7 @@ def load_scale(name: str) -> Scale:
     scale = Scale(path.stem, path, mixed_precision=mixed, overrides=overrides, **factors)
     try:  # every key and type of the overrides, checked now, not when a row is loaded
         _build(Config, _apply({}, scale.flat_overrides()), "", {}, str(path))
-    except ConfigError as e:
+    except ConfigError as e:  # range checks need the row's values too: they run per row
         if "unknown key" in str(e) or "expected" in str(e) or "not one of" in str(e):
             raise
     return scale
