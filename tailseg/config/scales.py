@@ -61,13 +61,14 @@ class Scale:
 
     def flat_overrides(self) -> dict[str, Any]:
         """{dotted key: value} of `overrides`, one entry per leaf."""
-        return dict(_leaves(self.overrides))
+        return dict(leaves(self.overrides))
 
 
-def _leaves(d: dict[str, Any], prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+def leaves(d: dict[str, Any], prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a nested mapping (an empty mapping is a leaf)."""
     for key, value in d.items():
         if isinstance(value, dict) and value:
-            yield from _leaves(value, f"{prefix}{key}.")
+            yield from leaves(value, f"{prefix}{key}.")
         else:
             yield prefix + str(key), value
 
@@ -153,7 +154,7 @@ def load_scaled(
     if isinstance(scale, str):
         scale = load_scale(scale)
     raw = scaled(load(Config, path), scale)
-    origins = {key: str(path) for key, _ in _leaves(raw)}
+    origins = {key: str(path) for key, _ in leaves(raw)}
     for dotted, value in scale.flat_overrides().items():
         _apply(raw, {dotted: value})
         origins[dotted] = str(scale.path)

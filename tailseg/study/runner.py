@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tailseg.config import Config, dump, load, to_dict
-from tailseg.config.scales import Scale, load_scaled
+from tailseg.config.scales import Scale, leaves, load_scaled
 from tailseg.errors import ConfigError, RunDirError
 from tailseg.study.table import Row, Table
 from tailseg.utils.files import atomic_write_json, atomic_write_text
@@ -66,7 +66,7 @@ def check_scale_masks_nothing(table: Table, scale: Scale) -> None:
     rows = [table.model] if table.model else list(table.rows)
     if len(rows) < 2 or not scale.overrides:
         return
-    flat = [dict(_flat(to_dict(load(Config, r.config)))) for r in rows]
+    flat = [dict(leaves(to_dict(load(Config, r.config)))) for r in rows]
     fixed = scale.flat_overrides()
     for row, values in zip(rows[1:], flat[1:], strict=True):
         for key, value in values.items():
@@ -77,16 +77,6 @@ def check_scale_masks_nothing(table: Table, scale: Scale) -> None:
                     f"{row.config}: {key}: row {row.name!r} changes it, but scale {scale.name} "
                     f"({scale.path}) sets it outright, so the change would be lost"
                 )
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out += _flat(v, f"{prefix}{k}.")
-        else:
-            out.append((prefix + k, v))
-    return out
 
 
 def plan(
@@ -123,8 +113,8 @@ def plan(
 
 
 def _check_test_only(row: Row, trained: Config, cfg: Config, table: Path) -> None:
-    trained_flat = dict(_flat(to_dict(trained)))
-    for key, value in _flat(to_dict(cfg)):
+    trained_flat = dict(leaves(to_dict(trained)))
+    for key, value in leaves(to_dict(cfg)):
         if key.split(".")[0] in ("model", "data", "train") and value != trained_flat.get(key):
             raise ConfigError(
                 f"{table}: {row.name}: overrides: {key}: a prediction row changes only "
@@ -158,12 +148,12 @@ def check_existing(run: Run) -> None:
     if not written.exists():
         return
     try:
-        have = dict(_flat(to_dict(load(Config, written))))
+        have = dict(leaves(to_dict(load(Config, written))))
     except ConfigError as e:
         raise ConfigError(
             f"{written}: not a config of this tailseg ({e}); remove the run"
         ) from None
-    want = dict(_flat(to_dict(run.cfg)))
+    want = dict(leaves(to_dict(run.cfg)))
     for key in sorted(set(have) | set(want)):
         if have.get(key) != want.get(key):
             raise ConfigError(
