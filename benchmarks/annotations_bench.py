@@ -73,16 +73,43 @@ def _smaps(pid: int) -> dict[str, int]:
     return {"pss": fields["Pss"], "uss": uss, "rss": fields["Rss"]}
 
 
-def workers_worker(path: Path, workers: int) -> dict:
+def workers_worker(path: Path, workers: int, store: str) -> dict:
+    """Memory of the main process and `workers` DataLoader workers that each read every image's
+    annotations once, from the training dataset (`store="packed"`, `InstanceDataset`'s NumPy
+    columns) or from the `AnnotationFile`'s objects (`store="objects"`, as before the columns)."""
+    import gc
+
     import torch
 
-    from tailseg.data import AnnotationFile
+    from tailseg.data import AnnotationFile, InstanceDataset
 
     AnnotationFile.load(ROOT / "tests" / "data" / "coco_sample43" / "instances.json")  # warm
+    torch.zeros(1)
     before = _smaps(os.getpid())["rss"]
-    ann = AnnotationFile.load(path)
-    dataset_bytes = _smaps(os.getpid())["rss"] - before
-    ids = [im.id for im in ann.images]
+    if store == "packed":
+        ds = InstanceDataset(path, "/nonexistent", only_annotated=True)  # no pixels read here
+        rows = len(ds)
+
+        def read(row: int) -> float:
+            total = float(ds.ann.instances(row).boxes.sum())
+            for j in range(len(ds.ann.instances(row).ids)):
+                total += sum(float(p.sum()) for p in ds.ann.polygon(row, j))
+            return total
+
+    else:
+        ann = AnnotationFile.load(path)
+        images = [im for im in ann.images if ann.anns_by_image[im.id]]
+        rows = len(images)
+
+        def read(row: int) -> float:
+            total = 0.0
+            for a in ann.anns_by_image[images[row].id]:
+                total += sum(a.bbox) + sum(float(p.sum()) for p in a.segmentation)
+            return total
+
+    gc.collect()
+    alone = _smaps(os.getpid())
+    dataset_bytes = alone["rss"] - before
 
     class Touch(torch.utils.data.Dataset):
         """Item w: every image's annotations, read by worker w (items go round-robin)."""
@@ -90,30 +117,29 @@ def workers_worker(path: Path, workers: int) -> dict:
         def __len__(self) -> int:
             return max(workers, 1)
 
-        def __getitem__(self, w: int) -> tuple[int, int]:
-            n = sum(
-                len(p) for i in ids for a in ann.anns_by_image.get(i, ()) for p in a.segmentation
-            )
-            return os.getpid(), n
+        def __getitem__(self, w: int) -> tuple[int, float]:
+            return os.getpid(), sum(read(row) for row in range(rows))
 
     loader = torch.utils.data.DataLoader(
         Touch(), batch_size=1, num_workers=workers, persistent_workers=workers > 0,
         collate_fn=lambda batch: batch,
     )  # fmt: skip
-    pids, coords = {os.getpid()}, 0
+    pids, check = {os.getpid()}, 0.0
     it = iter(loader)
     for batch in it:
         pids |= {pid for pid, _ in batch}
-        coords += sum(n for _, n in batch)
+        check += sum(n for _, n in batch)
     assert len(pids) == workers + (workers > 0) or workers == 0, pids
     mem = [_smaps(pid) for pid in sorted(pids)]  # the workers are still alive
     del it
     return {
         "workers": workers,
+        "store": store,
         "dataset_gb": dataset_bytes / 1e9,
+        "alone_gb": alone["pss"] / 1e9,  # the main process before any reading
         "pss_gb": sum(m["pss"] for m in mem) / 1e9,
         "uss_gb": sum(m["uss"] for m in mem) / 1e9,
-        "coords": coords,
+        "checksum": check / max(workers, 1),
     }
 
 
@@ -159,12 +185,14 @@ def main() -> None:
     ap.add_argument("--tools", default="tailseg,lvis,coco")
     ap.add_argument("--png", type=Path)
     ap.add_argument("--workers", help="DataLoader worker counts to measure, e.g. 1,2,4")
+    ap.add_argument("--stores", default="packed,objects", help="what the workers read")
     ap.add_argument("--worker", nargs=2, metavar=("TOOL", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         tool, file = args.worker
         if tool.startswith("workers="):
-            print(json.dumps(workers_worker(Path(file), int(tool.split("=")[1]))))
+            n, store = tool.removeprefix("workers=").split(",")
+            print(json.dumps(workers_worker(Path(file), int(n), store)))
         else:
             print(json.dumps(worker(tool, Path(file))))
         return
@@ -202,16 +230,17 @@ def main() -> None:
     if args.workers:
         largest = max(float(f) for f in args.fractions.split(","))
         path = ROOT / "benchmarks" / ".cache" / f"lvis_like_{largest:g}.json"
-        base = None
-        for n in [0, *(int(k) for k in args.workers.split(","))]:
-            row, _ = _child([sys.executable, __file__, "--worker", f"workers={n}", str(path)])
-            base = base or row
-            extra = (row["pss_gb"] - base["pss_gb"]) / n if n else 0.0
-            print(
-                f"{n} workers: PSS {row['pss_gb']:.2f} GB, USS {row['uss_gb']:.2f} GB (dataset "
-                f"{row['dataset_gb']:.2f} GB); per worker +{extra:.2f} GB PSS = "
-                f"{extra / row['dataset_gb']:.0%} of the dataset"
-            )
+        for store in args.stores.split(","):
+            for n in [int(k) for k in args.workers.split(",")]:
+                cmd = [sys.executable, __file__, "--worker", f"workers={n},{store}", str(path)]
+                row, _ = _child(cmd)
+                extra = (row["pss_gb"] - row["alone_gb"]) / n
+                print(
+                    f"{store:7s} {n} workers: PSS {row['pss_gb']:.2f} GB (main process alone "
+                    f"{row['alone_gb']:.2f} GB, dataset {row['dataset_gb']:.2f} GB); per worker "
+                    f"+{extra:.3f} GB = {extra / row['dataset_gb']:.1%} of the dataset"
+                    f"  [checksum {row['checksum']:.6g}]"
+                )
 
 
 if __name__ == "__main__":

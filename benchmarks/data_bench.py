@@ -83,17 +83,17 @@ def measure_copy_paste(
     if any(f is None for f in freq.values()):
         raise SystemExit("--measure needs r/c/f frequencies in the categories (LVIS, synthetic)")
     group_of = {base.ann.label_of[cid]: f for cid, f in freq.items()}
-    r_cat = category_repeat_factors(base.ann, aug.rfs_threshold, base.images)
+    r_cat = category_repeat_factors(base.ann, aug.rfs_threshold)
     # expected counts (all sources / sources with r(I) > 1): class-blind ∝ r(I), balanced ∝ r(c)
     expect = {k: dict.fromkeys(GROUPS, 0.0) for k in ("all", "blind", "bal", "blind>1", "bal>1")}
-    for im, r_image in zip(base.images, factors, strict=True):
-        for a in base.ann.anns_by_image[im.id]:
-            if not a.iscrowd:
-                group = freq[a.category_id]
-                expect["all"][group] += 1
-                for key, rate in (("blind", r_image), ("bal", r_cat[a.category_id])):
-                    expect[key][group] += rate
-                    expect[key + ">1"][group] += rate if r_image > 1 else 0.0
+    for row, r_image in enumerate(factors):
+        inst = base.ann.instances(row)
+        for cid in inst.category_ids[~inst.iscrowd].tolist():
+            group = freq[cid]
+            expect["all"][group] += 1
+            for key, rate in (("blind", r_image), ("bal", r_cat[cid])):
+                expect[key][group] += rate
+                expect[key + ">1"][group] += rate if r_image > 1 else 0.0
     print(f"all training instances:       {shares(expect['all'])}")
     for key, name in (("blind", "class-blind"), ("bal", "balanced")):
         print(
@@ -138,7 +138,7 @@ def measure(args: argparse.Namespace) -> None:
     folder = CACHE / f"measure_{Path(args.config).stem}"
     base = InstanceDataset(*split_files(cfg, "train", folder), only_annotated=True)
     aug = cfg.data.augment
-    factors = repeat_factors(base.ann, aug.rfs_threshold, base.images)
+    factors = repeat_factors(base.ann, aug.rfs_threshold)
     print(
         f"{args.config}: {len(base)} training images; scale_range {aug.scale_range}, mosaic "
         f"{aug.mosaic_scale_range or 'the same'}, max_size {aug.max_size}, RFS t "
@@ -174,7 +174,7 @@ def main() -> None:
         generate(folder, cfg, progress=False)
     base = InstanceDataset(folder / "train.json", folder / "images", only_annotated=True)
     aug = AugmentConfig()  # the report's recipe
-    factors = repeat_factors(base.ann, aug.rfs_threshold, base.images)
+    factors = repeat_factors(base.ann, aug.rfs_threshold)
     data = AugmentedDataset(base, factors, aug, seed=0)
     order = list(RepeatFactorSampler(factors, seed=0))
     n = min(args.samples, len(order))

@@ -26,6 +26,7 @@ child's own (`os.wait4`). It also times `tailseg --help` (fastest of 5) beside a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -221,6 +222,84 @@ def worker(tool: str, task: str, gt_path: Path, dt_path: Path) -> dict:
     return {"tool": tool, "task": task, "seconds": seconds, "peak_rss_gb": peak, "AP": ap}
 
 
+def trainer_worker(gt_path: Path, dt_path: Path, config: str) -> dict:
+    """The trainer's per-epoch evaluation (`engine.evaluate.evaluate_predictions`, the eval
+    section of `config`: LVIS mask and box AP at 300 per image, and AP‡) of predictions held
+    as `predict_split` leaves them: one dict per image with tensors and RLEs (str counts).
+    Peak RSS is counted from when the predictions and the ground truth are in memory (the
+    kernel's peak is reset there), so it holds both, as the trainer does."""
+    import gc
+
+    import orjson
+    import torch
+
+    from tailseg.cli.common import resolve_config
+    from tailseg.config import load_config
+    from tailseg.data import AnnotationFile
+    from tailseg.data.dataset import release_freed_memory
+    from tailseg.engine.evaluate import evaluate_predictions
+
+    cfg = load_config(str(resolve_config(config)))
+    gt = AnnotationFile.load(gt_path, keep_degenerate=True)
+    base = _status_gb("VmRSS")  # the interpreter, its imports and the ground truth
+    # the results as columns first, so that the parsed json is freed whole before the
+    # predictions are made: made one by one, as `predict_split` makes them
+    results = orjson.loads(dt_path.with_name("dt_bbox.json").read_bytes())
+    results.sort(key=lambda r: r["image_id"])
+    iid = np.array([r["image_id"] for r in results], dtype=np.int64)
+    labels = np.array([gt.label_of[r["category_id"]] for r in results], dtype=np.int64)
+    scores = np.array([r["score"] for r in results], dtype=np.float32)
+    xywh = np.array([r["bbox"] for r in results], dtype=np.float32).reshape(-1, 4)
+    counts = [r["segmentation"]["counts"].encode() for r in results]
+    cuts = np.cumsum([0] + [len(c) for c in counts])
+    blob = b"".join(counts)
+    del results, counts
+    gc.collect()
+    release_freed_memory()
+    first = np.flatnonzero(np.r_[True, iid[1:] != iid[:-1], True])
+    predictions = []
+    for a, b in itertools.pairwise(first.tolist()):
+        h, w = gt.image_by_id[int(iid[a])].height, gt.image_by_id[int(iid[a])].width
+        box = torch.from_numpy(xywh[a:b])
+        predictions.append(
+            {
+                "image_id": int(iid[a]),
+                "labels": torch.from_numpy(labels[a:b].copy()),
+                "scores": torch.from_numpy(scores[a:b].copy()),
+                "mask_scores": torch.from_numpy(scores[a:b].copy()),
+                "boxes": torch.cat([box[:, :2], box[:, :2] + box[:, 2:]], 1),
+                "rles": [
+                    {"size": [h, w], "counts": blob[cuts[k] : cuts[k + 1]].decode()}
+                    for k in range(a, b)
+                ],
+            }
+        )
+    del iid, labels, scores, xywh, blob, cuts
+    gc.collect()
+    held = _status_gb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on
+    start = time.perf_counter()
+    stats = evaluate_predictions(gt, predictions, cfg, {im.id for im in gt.images})
+    seconds = time.perf_counter() - start
+    return {
+        "tool": f"trainer ({config})",
+        "seconds": seconds,
+        "held_gb": held,
+        "base_gb": base,
+        "peak_rss_gb": _status_gb("VmHWM"),
+        "AP": stats["segm"]["AP"],
+        "APbox": stats["bbox"]["AP"] if "bbox" in stats else float("nan"),
+        "APdd": stats["challenge2021"]["AP"] if "challenge2021" in stats else float("nan"),
+    }
+
+
+def _status_gb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024 / 1e9
+    raise KeyError(field)
+
+
 def _wall(cmd: list[str]) -> tuple[float, float, str]:
     """(seconds, peak RSS in GB, stdout) of a child process, measured from outside."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -277,12 +356,21 @@ def main() -> None:
     ap.add_argument("--tasks", default="mask300,apdd")
     ap.add_argument("--cli", action="store_true", help="whole processes, start-up included")
     ap.add_argument(
+        "--max-gb", type=float, help="address-space limit per tool process (GB): over it, not run"
+    )
+    ap.add_argument(
+        "--trainer", metavar="CONFIG", help="the trainer's in-process evaluation with CONFIG"
+    )
+    ap.add_argument(
         "--worker", nargs=4, metavar=("TOOL", "TASK", "GT", "DT"), help=argparse.SUPPRESS
     )
     args = ap.parse_args()
     if args.worker:
         tool, task, gt, dt = args.worker
-        print(json.dumps(worker(tool, task, Path(gt), Path(dt))))
+        if tool == "trainer":
+            print(json.dumps(trainer_worker(Path(gt), Path(dt), task)))
+        else:
+            print(json.dumps(worker(tool, task, Path(gt), Path(dt))))
         return
     t = time.perf_counter()
     gt_path, dt_path = generate(args.images, args.dets)
@@ -291,12 +379,31 @@ def main() -> None:
         f"({time.perf_counter() - t:.0f} s to make or load) — {dt_path}"
     )
     rows: dict[tuple[str, str], dict] = {}
+
+    def limit() -> None:  # in each tool's process: fail (MemoryError) rather than swap or OOM
+        if args.max_gb:
+            cap = int(args.max_gb * 1e9)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    if args.trainer:
+        cmd = [sys.executable, __file__, "--worker", "trainer", args.trainer, str(gt_path)]
+        proc = subprocess.run([*cmd, str(dt_path)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"trainer evaluation failed: {proc.stderr.strip()[-2000:]}")
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(
+            f"{row['tool']}: evaluation {row['seconds']:.1f} s, peak RSS {row['peak_rss_gb']:.2f}"
+            f" GB (held before: {row['held_gb']:.2f} GB, of which the predictions "
+            f"{row['held_gb'] - row['base_gb']:.2f} GB); mask AP "
+            f"{row['AP']:.6f}, box AP {row['APbox']:.6f}, AP‡ {row['APdd']:.6f}"
+        )
+        return
     if args.cli:
         rows = run_cli(args.tasks.split(","), args.tools.split(","), gt_path, dt_path)
     for task in args.tasks.split(",") if not args.cli else []:
         for tool in args.tools.split(","):
             cmd = [sys.executable, __file__, "--worker", tool, task, str(gt_path), str(dt_path)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit)
             if proc.returncode != 0:
                 reason = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"{task:8s} {tool:8s} not run: {reason}")

@@ -90,7 +90,7 @@ def test_pipeline_resizes_the_mosaic_like_any_image(synth: InstanceDataset) -> N
     cfg = AugmentConfig(
         scale_range=(64, 64), max_size=200, mosaic_prob=1.0, copy_paste_prob=0.0, **QUIET
     )
-    factors = repeat_factors(synth.ann, 0.5, synth.images)
+    factors = repeat_factors(synth.ann, 0.5)
     data = AugmentedDataset(synth, factors, cfg, seed=0)
     for i in range(3):
         image, t = data[i]
@@ -173,7 +173,7 @@ def test_copy_paste_flips_the_source_on_its_own() -> None:
 
 
 def test_pipeline_class_factors_give_the_image_factors(synth: InstanceDataset) -> None:
-    factors = repeat_factors(synth.ann, 0.5, synth.images)
+    factors = repeat_factors(synth.ann, 0.5)
     data = AugmentedDataset(synth, factors, AugmentConfig(rfs_threshold=0.5), seed=0)
     assert data.class_factors.shape == (synth.num_classes,) and (data.class_factors >= 1).all()
     for i in range(len(synth)):

@@ -41,7 +41,7 @@ def test_paths_leaving_the_root_are_refused_naming_the_entry(tmp_path: Path, kin
     gt, root = dataset(tmp_path, name[kind])
     ds = InstanceDataset(gt, root)
     assert ds.load_image(0).shape == (3, 8, 10)
-    expected = f"{gt}: images[1] (id 9).file_name: '{ds.images[1].file_name}' leads to "
+    expected = f"{gt}: images[1] (id 9).file_name: '{ds.image_info(1).file_name}' leads to "
     with pytest.raises(DataError, match=re.escape(expected) + ".*outside the image root"):
         ds.load_image(1)
     allowed = InstanceDataset(gt, root, allow_outside_root=True)

@@ -190,6 +190,6 @@ def test_unreadable_and_mis_sized_images_are_named(tmp_path: Path) -> None:
         data.check_images()
     msg = str(e.value)
     assert msg.startswith(f"{train_json}: images: 2 of 6 images cannot be used")
-    assert f"image id {data.images[0].id}: {data.image_path(0)}: cannot read" in msg
-    im = data.images[1]
+    assert f"image id {data.image_ids[0]}: {data.image_path(0)}: cannot read" in msg
+    im = data.image_info(1)
     assert f"is 7x5, json says {im.height}x{im.width}" in msg

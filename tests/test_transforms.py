@@ -188,7 +188,7 @@ def test_pipeline_is_reproducible_and_varies_by_epoch(synth: InstanceDataset) ->
         mosaic_scale_range=(64, 96),
         copy_paste_prob=0.5,
     )
-    factors = repeat_factors(synth.ann, 0.5, synth.images)
+    factors = repeat_factors(synth.ann, 0.5)
     a = AugmentedDataset(synth, factors, cfg, seed=1)
     b = AugmentedDataset(synth, factors, cfg, seed=1)
     for i in range(len(a)):
@@ -221,7 +221,7 @@ def test_loader_workers_give_the_same_samples(synth: InstanceDataset) -> None:
     from tailseg.engine.trainer import _batches
 
     cfg = AugmentConfig(scale_range=(48, 64), max_size=96, mosaic_scale_range=(64, 80))
-    data = AugmentedDataset(synth, repeat_factors(synth.ann, 0.5, synth.images), cfg, seed=2)
+    data = AugmentedDataset(synth, repeat_factors(synth.ann, 0.5), cfg, seed=2)
     batches = [[0, 3], [5, 1], [2]]
     here = list(_batches(data, batches, 0))
     workers = list(_batches(data, batches, 2))
@@ -229,3 +229,23 @@ def test_loader_workers_give_the_same_samples(synth: InstanceDataset) -> None:
     for a, b in zip(here, workers, strict=True):
         for (ia, ta), (ib, tb) in zip(a, b, strict=True):
             assert torch.equal(ia, ib) and torch.equal(ta.masks, tb.masks)
+
+
+class FreezeCount(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> int:
+        import gc
+
+        return gc.get_freeze_count()
+
+
+def test_loader_workers_leave_the_parents_objects_out_of_collections() -> None:
+    import gc
+
+    from tailseg.engine.trainer import _batches
+
+    (seen,) = list(_batches(FreezeCount(), [[0, 1]], 1))
+    assert min(seen) > 1000  # the objects the parent had when the worker forked
+    assert gc.get_freeze_count() == 0  # and the parent collects them again

@@ -70,12 +70,12 @@ def draw_predictions(cfg: Config, run_dir: Path, n: int, min_score: float = 0.3)
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
         t = val.targets(i)
         draw_instances(axes[0], image, t.boxes, t.masks, t.labels, names)
-        axes[0].set_title(f"ground truth · image {val.images[i].id}", fontsize=8)
+        axes[0].set_title(f"ground truth · image {int(val.image_ids[i])}", fontsize=8)
         draw_instances(
             axes[1], image, det.boxes[keep], masks, det.labels[keep], names, det.segm_scores[keep]
         )
         axes[1].set_title(f"prediction (score ≥ {min_score})", fontsize=8)
-        out.append(save_png(fig, run_dir / "predictions" / f"{val.images[i].id:012d}.png"))
+        out.append(save_png(fig, run_dir / "predictions" / f"{int(val.image_ids[i]):012d}.png"))
     return out
 
 

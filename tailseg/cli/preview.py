@@ -39,7 +39,7 @@ def run_preview(args: argparse.Namespace) -> int:
         allow_outside_root=cfg.data.allow_outside_root,
     )
     a = cfg.data.augment
-    factors = repeat_factors(base.ann, a.rfs_threshold, base.images)
+    factors = repeat_factors(base.ann, a.rfs_threshold)
     sampler = RepeatFactorSampler(factors, seed=cfg.train.seed, mode=a.rfs_mode)
     sampler.set_epoch(args.epoch)
     data = AugmentedDataset(base, factors, a, seed=cfg.train.seed)
@@ -55,7 +55,7 @@ def run_preview(args: argparse.Namespace) -> int:
         image, t = data[i]
         draw_instances(ax, image, t.boxes, t.masks, t.labels, names, fontsize=5)
         ax.set_title(
-            f"image {base.images[i].id} · {len(t)} instances · {image.shape[-1]}×{image.shape[-2]}",
+            f"image {base.image_ids[i]} · {len(t)} instances · {image.shape[-1]}×{image.shape[-2]}",
             fontsize=7,
         )
     fig.suptitle(

@@ -308,44 +308,8 @@ class AnnotationFile:
     def image_path(
         self, image: ImageInfo, root: str | Path, *, allow_outside_root: bool = False
     ) -> Path:
-        """Locate an image file under `root`: `file_name`, its COCO-2017 name, or `coco_url`'s tail.
-
-        LVIS v1 has only `coco_url` (…/train2017/000000391895.jpg); LVIS v0.5 names files
-        `COCO_val2014_000000266409.jpg` whose 2017 copy is `000000266409.jpg`.
-
-        The one place image paths of a dataset are resolved (training, evaluation, prediction).
-        A json path that leaves `root` — absolute, or through `..` — raises OutsideRootError
-        naming the json entry, unless `allow_outside_root` (config `data.allow_outside_root`).
-        The check is on the written path: symlinks under the root are the user's own layout
-        (e.g. `images/train2017 -> /mnt/coco/train2017`) and are followed.
-        """
-        root = Path(root)
-        where = (
-            f"images[{image.index}] (id {image.id})" if image.index >= 0 else f"image id {image.id}"
-        )
-        candidates: list[tuple[Path, str]] = []
-        if image.file_name:
-            candidates.append((root / image.file_name, "file_name"))
-            if image.file_name.startswith("COCO_"):
-                candidates.append((root / image.file_name[-16:], "file_name"))
-        if image.coco_url:
-            *_, split_dir, name = ["", *image.coco_url.rstrip("/").split("/")]
-            candidates += [(root / split_dir / name, "coco_url"), (root / name, "coco_url")]
-        if not allow_outside_root:
-            top = os.path.normpath(root)
-            for c, field in candidates:
-                lexical = os.path.normpath(c)
-                if os.path.commonpath([top, lexical]) != top:
-                    value = image.file_name if field == "file_name" else image.coco_url
-                    raise OutsideRootError(
-                        f"{self.path}: {where}.{field}: {value!r} leads to {lexical}, outside "
-                        f"the image root {root} (set data.allow_outside_root=true to allow it)"
-                    )
-        for c, _ in candidates:
-            if c.is_file():
-                return c
-        tried = ", ".join(str(c) for c, _ in candidates)
-        raise DataError(f"{self.path}: image id {image.id}: image file not found (tried {tried})")
+        """`resolve_image_path` of one of this file's images."""
+        return resolve_image_path(self.path, image, root, allow_outside_root=allow_outside_root)
 
 
 def _plain(
@@ -476,3 +440,44 @@ def _finite(v: Any) -> bool:
         return math.isfinite(v)
     except OverflowError:  # an int too large for a float
         return False
+
+
+def resolve_image_path(
+    json_path: Path, image: ImageInfo, root: str | Path, *, allow_outside_root: bool = False
+) -> Path:
+    """Locate an image file under `root`: `file_name`, its COCO-2017 name, or `coco_url`'s tail.
+
+    LVIS v1 has only `coco_url` (…/train2017/000000391895.jpg); LVIS v0.5 names files
+    `COCO_val2014_000000266409.jpg` whose 2017 copy is `000000266409.jpg`.
+
+    The one place image paths of a dataset are resolved (training, evaluation, prediction).
+    A json path that leaves `root` — absolute, or through `..` — raises OutsideRootError
+    naming the json entry, unless `allow_outside_root` (config `data.allow_outside_root`).
+    The check is on the written path: symlinks under the root are the user's own layout
+    (e.g. `images/train2017 -> /mnt/coco/train2017`) and are followed.
+    """
+    root = Path(root)
+    where = f"images[{image.index}] (id {image.id})" if image.index >= 0 else f"image id {image.id}"
+    candidates: list[tuple[Path, str]] = []
+    if image.file_name:
+        candidates.append((root / image.file_name, "file_name"))
+        if image.file_name.startswith("COCO_"):
+            candidates.append((root / image.file_name[-16:], "file_name"))
+    if image.coco_url:
+        *_, split_dir, name = ["", *image.coco_url.rstrip("/").split("/")]
+        candidates += [(root / split_dir / name, "coco_url"), (root / name, "coco_url")]
+    if not allow_outside_root:
+        top = os.path.normpath(root)
+        for c, field in candidates:
+            lexical = os.path.normpath(c)
+            if os.path.commonpath([top, lexical]) != top:
+                value = image.file_name if field == "file_name" else image.coco_url
+                raise OutsideRootError(
+                    f"{json_path}: {where}.{field}: {value!r} leads to {lexical}, outside "
+                    f"the image root {root} (set data.allow_outside_root=true to allow it)"
+                )
+    for c, _ in candidates:
+        if c.is_file():
+            return c
+    tried = ", ".join(str(c) for c, _ in candidates)
+    raise DataError(f"{json_path}: image id {image.id}: image file not found (tried {tried})")

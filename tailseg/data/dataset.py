@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import logging
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from tailseg.data.annotations import AnnotationFile, DataError, ImageInfo
+from tailseg.data.packed import PackedAnnotations
 from tailseg.structures.targets import Targets
 
 log = logging.getLogger("tailseg.data")
@@ -61,7 +65,8 @@ def read_image(path: Path, expected_hw: tuple[int, int] | None = None, where: st
 class InstanceDataset(torch.utils.data.Dataset):
     """Images and instance targets of one annotation file.
 
-    Masks are decoded when an item is read, so the dataset itself holds only the json records.
+    The annotations are kept as NumPy columns (`PackedAnnotations`), which DataLoader workers
+    share with the main process instead of copying; masks are decoded when an item is read.
     Augmentation is `tailseg.data.transforms.pipeline.AugmentedDataset`'s job.
     """
 
@@ -73,68 +78,74 @@ class InstanceDataset(torch.utils.data.Dataset):
         only_annotated: bool = False,
         allow_outside_root: bool = False,
     ) -> None:
-        self.ann = (
+        file = (
             annotations
             if isinstance(annotations, AnnotationFile)
             else AnnotationFile.load(annotations)
         )
+        images = [im for im in file.images if not only_annotated or file.anns_by_image[im.id]]
+        if not images:
+            raise DataError(f"{file.path}: images: no images with annotations to use")
+        self.ann = PackedAnnotations(file, images)
+        if not isinstance(annotations, AnnotationFile):  # the file's objects are gone now
+            del file, images
+            release_freed_memory()
         self.image_root = Path(image_root)
         self.allow_outside_root = allow_outside_root
-        self.images: list[ImageInfo] = [
-            im for im in self.ann.images if not only_annotated or self.ann.anns_by_image[im.id]
-        ]
-        if not self.images:
-            raise DataError(f"{self.ann.path}: images: no images with annotations to use")
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.ann)
 
     @property
     def num_classes(self) -> int:
         return self.ann.num_classes
 
+    @property
+    def image_ids(self) -> np.ndarray:
+        """(N,) int64 image ids, index order."""
+        return self.ann.image_ids
+
+    def image_info(self, index: int) -> ImageInfo:
+        return self.ann.image(index)
+
     def image_path(self, index: int) -> Path:
         return self.ann.image_path(
-            self.images[index], self.image_root, allow_outside_root=self.allow_outside_root
+            index, self.image_root, allow_outside_root=self.allow_outside_root
         )
 
     def load_image(self, index: int) -> Tensor:
-        im = self.images[index]
-        where = f" (image id {im.id} in {self.ann.path})"
-        return read_image(self.image_path(index), (im.height, im.width), where)
+        h, w = (int(v) for v in self.ann.sizes[index])
+        where = f" (image id {self.ann.image_ids[index]} in {self.ann.path})"
+        return read_image(self.image_path(index), (h, w), where)
 
     def targets(self, index: int) -> Targets:
         """Ground truth of one image at its original size (no pixels read)."""
-        im = self.images[index]
-        anns = self.ann.anns_by_image[im.id]
-        label_of = self.ann.label_of
-        masks = np.zeros((len(anns), im.height, im.width), dtype=bool)
-        for j, a in enumerate(anns):
-            masks[j] = self.ann.mask(a)
-        x, y, w, h = (
-            np.array([a.bbox for a in anns], dtype=np.float32).reshape(-1, 4).T
-        )  # each (M,)
-        boxes = np.stack([x, y, x + w, y + h], axis=1)  # (M, 4) xyxy
-        empty = ~masks.any(axis=(1, 2))
-        if empty.any():
-            ids = [a.id for a, e in zip(anns, empty, strict=True) if e]
+        im = self.ann.instances(index)
+        h, w = (int(v) for v in self.ann.sizes[index])
+        masks = np.zeros((len(im.ids), h, w), dtype=bool)
+        for j in range(len(im.ids)):
+            masks[j] = self.ann.mask(index, j)
+        x, y, bw, bh = im.boxes.astype(np.float32).T  # each (M,)
+        boxes = np.stack([x, y, x + bw, y + bh], axis=1)  # (M, 4) xyxy
+        keep = masks.any(axis=(1, 2))
+        if not keep.all():
             log.debug(
-                "%s: image %d: dropping empty masks of annotations %s", self.ann.path, im.id, ids
+                "%s: image %d: dropping empty masks of annotations %s",
+                self.ann.path,
+                self.ann.image_ids[index],
+                im.ids[~keep].tolist(),
             )
-        keep = ~empty
-        to_labels = lambda ids: torch.tensor([label_of[c] for c in ids], dtype=torch.int64)  # noqa: E731
+        label_of = self.ann.label_of
+        to_labels = lambda ids: torch.tensor([label_of[int(c)] for c in ids], dtype=torch.int64)  # noqa: E731
         return Targets(
             boxes=torch.from_numpy(boxes[keep]),
-            labels=torch.tensor(
-                [label_of[a.category_id] for a, k in zip(anns, keep, strict=True) if k],
-                dtype=torch.int64,
-            ),
+            labels=torch.from_numpy(im.labels[keep]),
             masks=torch.from_numpy(masks[keep]),
-            iscrowd=torch.tensor([a.iscrowd for a, k in zip(anns, keep, strict=True) if k]),
-            image_id=im.id,
-            image_size=(im.height, im.width),
-            neg_labels=to_labels(im.neg_category_ids),
-            not_exhaustive_labels=to_labels(im.not_exhaustive_category_ids),
+            iscrowd=torch.from_numpy(im.iscrowd[keep]),
+            image_id=int(self.ann.image_ids[index]),
+            image_size=(h, w),
+            neg_labels=to_labels(self.ann.neg_category_ids[index]),
+            not_exhaustive_labels=to_labels(self.ann.not_exhaustive_category_ids[index]),
         )
 
     def __getitem__(self, index: int) -> tuple[Tensor, Targets]:
@@ -147,7 +158,7 @@ class InstanceDataset(torch.utils.data.Dataset):
         the first few with their `images[...]` entry and problem."""
         problems = []
         for i in tqdm(range(len(self)), desc="checking images", disable=not progress, leave=False):
-            im = self.images[i]
+            im = self.image_info(i)
             try:
                 path = self.image_path(i)
             except DataError as e:  # not found under any of its names
@@ -174,6 +185,15 @@ class InstanceDataset(torch.utils.data.Dataset):
                 f"{self.ann.path}: images: {len(problems)} of {len(self)} images cannot be "
                 f"used (under {self.image_root}): {shown}"
             )
+
+
+def release_freed_memory() -> None:
+    """Hand the heap that freed objects held back to the system (glibc's `malloc_trim`; a
+    no-op elsewhere): after a large annotation file is packed, most of its memory is free but
+    still counted in the process and in every worker it forks."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _rotated(im: Image.Image) -> bool:

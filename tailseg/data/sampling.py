@@ -21,35 +21,58 @@ import numpy as np
 import torch
 
 from tailseg.data.annotations import AnnotationFile
+from tailseg.data.packed import PackedAnnotations
 
 log = logging.getLogger("tailseg.data")
 
 
 def category_repeat_factors(
-    ann: AnnotationFile, threshold: float = 0.001, images: list | None = None
+    ann: AnnotationFile | PackedAnnotations, threshold: float = 0.001, images: list | None = None
 ) -> dict[int, float]:
     """r(c) = max(1, sqrt(t / f(c))) by category id, for the categories with a non-crowd
-    instance in `images` (default: every image of the file); f(c) is the fraction of `images`
-    containing c."""
-    images = ann.images if images is None else images
-    n = len(images)
-    image_count: dict[int, int] = {}
-    for im in images:
-        for c in {a.category_id for a in ann.anns_by_image[im.id] if not a.iscrowd}:
-            image_count[c] = image_count.get(c, 0) + 1
-    return {c: max(1.0, math.sqrt(threshold / (k / n))) for c, k in image_count.items()}
+    instance in `images` (default: every image of the file, or of the packed dataset); f(c) is
+    the fraction of `images` containing c."""
+    _, cats, n = _category_pairs(ann, images)
+    return _by_category(cats, n, threshold)
 
 
 def repeat_factors(
-    ann: AnnotationFile, threshold: float = 0.001, images: list | None = None
+    ann: AnnotationFile | PackedAnnotations, threshold: float = 0.001, images: list | None = None
 ) -> np.ndarray:
-    """r(I) (N,) float64 for `images` (default: every image of the file, in file order)."""
+    """r(I) (N,) float64 for `images` (default: every image of the file in file order, or of
+    the packed dataset in its order); 1 for an image without non-crowd instances."""
+    rows, cats, n = _category_pairs(ann, images)
+    r_cat = _by_category(cats, n, threshold)
+    factors = np.ones(n)
+    np.maximum.at(factors, rows, np.array([r_cat[int(c)] for c in cats], dtype=np.float64))
+    return factors
+
+
+def _by_category(cats: np.ndarray, n: int, threshold: float) -> dict[int, float]:
+    """r(c) from the category ids of the (image, category) pairs among n images."""
+    ids, image_count = np.unique(cats, return_counts=True)
+    return {
+        int(c): max(1.0, math.sqrt(threshold / (int(k) / n)))
+        for c, k in zip(ids, image_count, strict=True)
+    }
+
+
+def _category_pairs(
+    ann: AnnotationFile | PackedAnnotations, images: list | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(positions in `images`, category ids) of each image and category it has a non-crowd
+    instance of, and the number of images."""
+    if isinstance(ann, PackedAnnotations):
+        if images is not None:
+            raise ValueError("a packed dataset's images are its rows: pass images=None")
+        return (*ann.category_pairs(), len(ann))
     images = ann.images if images is None else images
-    if len(images) == 0:
-        return np.zeros(0)
-    r_cat = category_repeat_factors(ann, threshold, images)
-    cats_of = [{a.category_id for a in ann.anns_by_image[im.id] if not a.iscrowd} for im in images]
-    return np.array([max((r_cat[c] for c in cats), default=1.0) for cats in cats_of])
+    pairs = sorted(
+        {(i, a.category_id) for i, im in enumerate(images) for a in ann.anns_by_image[im.id]
+         if not a.iscrowd}
+    )  # fmt: skip
+    both = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return both[:, 0].copy(), both[:, 1].copy(), len(images)
 
 
 def rfs_summary(factors: np.ndarray, threshold: float) -> dict[str, float]:

@@ -84,7 +84,7 @@ def predict_split(
         det = predict_image(model, data.load_image(i), infer)
         mine.append(
             {
-                "image_id": data.images[i].id,
+                "image_id": int(data.image_ids[i]),
                 "labels": det.labels.cpu(),
                 "scores": det.scores.cpu(),
                 "mask_scores": det.segm_scores.cpu(),

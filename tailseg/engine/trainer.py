@@ -8,6 +8,7 @@ never stopped, and N processes with batch b train like one process with batch NÂ
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -164,7 +165,7 @@ def _train(cfg: Config, run_dir: Path, d: dist.Dist, *, resume: bool, progress: 
             problem = e
     if not dist.all_true(d, not d.is_main or problem is None):
         raise problem if d.is_main and problem else DataError("rank 0 found unusable images")
-    factors = repeat_factors(base.ann, aug.rfs_threshold, base.images)
+    factors = repeat_factors(base.ann, aug.rfs_threshold)
     sampler = RepeatFactorSampler(
         factors, seed=tc.seed, mode=aug.rfs_mode, num_replicas=d.world_size, rank=d.rank
     )
@@ -414,11 +415,18 @@ def _batches(
     way: a sample is a function of seed, epoch and index), pinned for a GPU if `pin`."""
     if workers == 0:
         return ([data[i] for i in b] for b in batches)
-    return iter(
-        torch.utils.data.DataLoader(
-            data, batch_sampler=batches, num_workers=workers, collate_fn=_as_list, pin_memory=pin
-        )
+    loader = torch.utils.data.DataLoader(
+        data, batch_sampler=batches, num_workers=workers, collate_fn=_as_list, pin_memory=pin
     )
+    # The workers fork now. Objects frozen before it stay out of their garbage collections,
+    # which would otherwise write into every object they visit (the validation annotations,
+    # the model's modules) and copy its page into each worker.
+    gc.collect()
+    gc.freeze()
+    try:
+        return iter(loader)
+    finally:
+        gc.unfreeze()  # here, frozen objects would never be collected
 
 
 def _as_list(samples: list) -> list:

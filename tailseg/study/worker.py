@@ -43,7 +43,7 @@ def predict(config: Path, model_run: Path, out: Path, progress: bool = False) ->
             det = detect(model, val.load_image(i).to(device), cfg)
             preds.append(
                 {
-                    "image_id": val.images[i].id,
+                    "image_id": int(val.image_ids[i]),
                     "labels": det.labels.cpu(),
                     "scores": det.scores.cpu(),
                     "mask_scores": det.segm_scores.cpu(),

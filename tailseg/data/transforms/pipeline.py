@@ -41,7 +41,7 @@ class AugmentedDataset(torch.utils.data.Dataset):
         self.draw_p = torch.as_tensor(factors / factors.sum(), dtype=torch.float64)
         # r(c) by label (C,), 1 for classes without instances among the images
         self.class_factors = torch.ones(base.num_classes)
-        by_id = category_repeat_factors(base.ann, cfg.rfs_threshold, base.images)
+        by_id = category_repeat_factors(base.ann, cfg.rfs_threshold)
         for cid, r in by_id.items():
             self.class_factors[base.ann.label_of[cid]] = r
 
