@@ -10,14 +10,16 @@ check every field, index by image), `lvis.LVIS(path)` (json.load + its index), a
 process, after imports) and the process's peak RSS (`os.wait4`), and tailseg / peer ratios;
 `--png` draws both against the number of instances.
 
-`--workers 1,2,4` measures what DataLoader workers cost over the largest file: each worker is a
-fork that reads every image's annotations once (each Annotation and its polygon arrays touched,
-as a worker has after a few epochs of a long run: its share of each epoch's images differs),
-and the memory of the main process and its workers is summed as
-PSS and USS from /proc/PID/smaps_rollup while they are alive. Python objects that a worker
-touches get their reference counts written, so their pages are copied into the worker
-("copy on read"); the cost per worker is compared with the dataset's own memory (the main
-process's RSS growth while loading).
+`--workers 1,2,4 [--stores packed,objects]` measures what DataLoader workers cost over the
+largest file: each worker is a fork that reads every image's annotations once (boxes and polygon
+coordinates, as a worker has after a few epochs of a long run: its share of each epoch's images
+differs), from the training dataset's NumPy columns (`packed`: `InstanceDataset`) or from the
+`AnnotationFile`'s Python objects (`objects`, what the dataset held before the columns). The
+memory of the main process and its workers is summed as PSS from /proc/PID/smaps_rollup while
+they are alive; the cost per worker, (PSS with n workers − the main process's PSS before any
+reading) / n, is compared with the dataset's own memory (the main process's RSS growth while
+building it). Python objects that a worker touches get their reference counts written, so
+their pages are copied into the worker ("copy on read"); NumPy arrays are only read.
 """
 
 from __future__ import annotations

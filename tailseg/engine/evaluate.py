@@ -82,18 +82,22 @@ def predict_split(
         leave=False,
     ):
         det = predict_image(model, data.load_image(i), infer)
-        mine.append(
-            {
-                "image_id": int(data.image_ids[i]),
-                "labels": det.labels.cpu(),
-                "scores": det.scores.cpu(),
-                "mask_scores": det.segm_scores.cpu(),
-                "boxes": det.boxes.cpu(),
-                "rles": det.to_rles(infer.mask_threshold),
-            }
-        )
+        mine.append(prediction_entry(int(data.image_ids[i]), det, infer.mask_threshold))
     parts = gather_objects(d, mine)
     return [p for part in parts for p in part] if parts is not None else []
+
+
+def prediction_entry(image_id: int, det: InstanceDetections, threshold: float) -> dict[str, Any]:
+    """One image's detections as `evaluate_predictions` takes them: tensors on the CPU, masks
+    binarised at `threshold` as RLEs."""
+    return {
+        "image_id": image_id,
+        "labels": det.labels.cpu(),
+        "scores": det.scores.cpu(),
+        "mask_scores": det.segm_scores.cpu(),
+        "boxes": det.boxes.cpu(),
+        "rles": det.to_rles(threshold),
+    }
 
 
 def evaluate_predictions(

@@ -25,7 +25,7 @@ def predict(config: Path, model_run: Path, out: Path, progress: bool = False) ->
     from tailseg.config import Config, load
     from tailseg.data import AnnotationFile, InstanceDataset
     from tailseg.data.splits import split_files
-    from tailseg.engine.evaluate import evaluate_predictions
+    from tailseg.engine.evaluate import evaluate_predictions, prediction_entry
     from tailseg.inference.predict import detect, load_model
     from tailseg.utils.files import atomic_write_json
 
@@ -41,16 +41,7 @@ def predict(config: Path, model_run: Path, out: Path, progress: bool = False) ->
     with torch.no_grad():
         for i in tqdm(range(n), desc="predict", disable=not progress):
             det = detect(model, val.load_image(i).to(device), cfg)
-            preds.append(
-                {
-                    "image_id": int(val.image_ids[i]),
-                    "labels": det.labels.cpu(),
-                    "scores": det.scores.cpu(),
-                    "mask_scores": det.segm_scores.cpu(),
-                    "boxes": det.boxes.cpu(),
-                    "rles": det.to_rles(cfg.infer.mask_threshold),
-                }
-            )
+            preds.append(prediction_entry(int(val.image_ids[i]), det, cfg.infer.mask_threshold))
     metrics = evaluate_predictions(gt, preds, cfg, {p["image_id"] for p in preds})
     out.mkdir(parents=True, exist_ok=True)
     result = {"model": str(model_run / "best.pt"), "images": n, **metrics}
