@@ -33,3 +33,8 @@ class CheckpointError(RuntimeError):
 
 class TrainingError(RuntimeError):
     """The run cannot go on (non-finite loss, ...); the message says where and what is kept."""
+
+
+class ConversionError(_OneLine, ValueError):
+    """Weights of another toolkit that cannot become the config's model; the message names the
+    file, the source key and, where there is one, the config key."""

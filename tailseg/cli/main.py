@@ -20,13 +20,14 @@ from collections.abc import Sequence
 
 from tailseg import __version__
 from tailseg.cli import ablate as ablate_cmd
+from tailseg.cli import convert as convert_cmd
 from tailseg.cli import data as data_cmd
 from tailseg.cli import demo as demo_cmd
 from tailseg.cli import eval as eval_cmd
 from tailseg.cli import model as model_cmd
 from tailseg.cli import predict as predict_cmd
 from tailseg.cli import train as train_cmd
-from tailseg.errors import ConfigError, DataError, RunDirError
+from tailseg.errors import ConfigError, ConversionError, DataError, RunDirError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_cmd.add_parser(sub)
     model_cmd.add_parser(sub)
     ablate_cmd.add_parser(sub)
+    convert_cmd.add_parser(sub)
     return parser
 
 
@@ -58,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, RunDirError) as e:
+    except (ConfigError, DataError, RunDirError, ConversionError) as e:
         if os.environ.get("TAILSEG_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,236 @@
+"""mmdetection 3.x checkpoints → tailseg weights.
+
+Supported (what tailseg's cascade can express exactly at inference):
+- `HybridTaskCascade` without a semantic head (mask information flow, interleaved): the same
+  model; mmdetection 3.3's HTC masks are the last stage's alone (its `_mask_forward` keeps only
+  the last head's output), so the converted config sets `model.roi.mask_merge=last`;
+- `CascadeRCNN` with mask heads (Cascade Mask R-CNN): tailseg's stages with their residual
+  convs set to zero (x + ReLU(0) = x: no information flow) and the stages' masks averaged, as
+  mmdetection's `CascadeRoIHead.predict_mask` averages them (`mask_merge=mean`);
+- `MaskRCNN` with a class-agnostic box regressor (`reg_class_agnostic=True`): one stage;
+- backbones: ResNet (pytorch style) and mmdetection's `SwinTransformer` (its PatchMerging
+  orders the 4C channels channel-major, as `nn.Unfold` does: permuted here to the official
+  layout tailseg uses); FPN; RPN (sigmoid, or softmax turned into its exact sigmoid form);
+  Shared2FC box heads with Linear or NormedLinear classifiers and softmax or Seesaw outputs
+  (the same channel layouts); FCN / HTC mask heads (a class-agnostic `conv_logits` is tiled
+  over the classes); the MaskIoU head (Mask Scoring).
+
+Refused with the key named: a semantic head, class-specific box regression (mmdetection's
+Mask R-CNN default), `NormedConv2d` mask logits, absolute position embeddings, extra FPN convs,
+caffe-style or other backbones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from tailseg.config import Config
+from tailseg.convert.keymap import Report, Rule, apply_rules, fit_model
+from tailseg.errors import ConversionError
+
+BN = r"(weight|bias|running_mean|running_var)"
+
+
+def unfold_to_concat_weight(w: Tensor) -> Tensor:
+    """PatchMerging reduction (2C, 4C): mmdetection's input channel 4c + k (k = 2·ky + kx, the
+    2×2 offset, as `nn.Unfold` orders them) → the official order j·C + c with j over the
+    offsets (0,0), (1,0), (0,1), (1,1) (x0, x1, x2, x3), i.e. k = [0, 2, 1, 3][j]."""
+    out_c, four_c = w.shape
+    c = four_c // 4
+    return w.reshape(out_c, c, 4)[:, :, [0, 2, 1, 3]].permute(0, 2, 1).reshape(out_c, four_c)
+
+
+def unfold_to_concat_vector(v: Tensor) -> Tensor:
+    """PatchMerging norm (4C,): the same channel permutation as the reduction's inputs."""
+    c = v.shape[0] // 4
+    return v.reshape(c, 4)[:, [0, 2, 1, 3]].t().reshape(4 * c)
+
+
+def _seesaw_counts(v: Tensor) -> Tensor:
+    return v[:-1].to(torch.float64)  # cum_samples (C + 1,): the last is the background's
+
+
+RULES = [
+    # ResNet (pytorch style): torchvision's names, as tailseg's
+    Rule(r"backbone\..*num_batches_tracked", None, "BatchNorm step counters (unused)"),
+    Rule(r"backbone\.conv1\.weight", r"backbone.conv1.weight"),
+    Rule(rf"backbone\.bn1\.{BN}", r"backbone.bn1.\1"),
+    Rule(r"backbone\.(layer\d\.\d+\.conv\d\.weight)", r"backbone.\1"),
+    Rule(rf"backbone\.(layer\d\.\d+\.bn\d)\.{BN}", r"backbone.\1.\2"),
+    Rule(rf"backbone\.(layer\d\.0\.downsample\.[01])\.(weight|{BN[1:-1]})", r"backbone.\1.\2"),
+    # mmdetection's Swin
+    Rule(r"backbone\.patch_embed\.projection\.(weight|bias)", r"backbone.patch_embed.proj.\1"),
+    Rule(r"backbone\.patch_embed\.norm\.(weight|bias)", r"backbone.patch_embed.norm.\1"),
+    Rule(
+        r"backbone\.stages\.\d+\.blocks\.\d+\.attn\.w_msa\.relative_position_index",
+        None,
+        "relative position index (a constant tailseg builds with the same formula)",
+    ),
+    Rule(
+        r"backbone\.stages\.(\d+)\.blocks\.(\d+)\.attn\.w_msa\."
+        r"(relative_position_bias_table|qkv\.weight|qkv\.bias|proj\.weight|proj\.bias)",
+        r"backbone.layers.\1.blocks.\2.attn.\3",
+    ),
+    Rule(
+        r"backbone\.stages\.(\d+)\.blocks\.(\d+)\.(norm[12])\.(weight|bias)",
+        r"backbone.layers.\1.blocks.\2.\3.\4",
+    ),
+    Rule(
+        r"backbone\.stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)",
+        r"backbone.layers.\1.blocks.\2.mlp.fc1.\3",
+    ),
+    Rule(
+        r"backbone\.stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.1\.(weight|bias)",
+        r"backbone.layers.\1.blocks.\2.mlp.fc2.\3",
+    ),
+    Rule(
+        r"backbone\.stages\.(\d+)\.downsample\.reduction\.weight",
+        r"backbone.layers.\1.downsample.reduction.weight",
+        "PatchMerging input channels: nn.Unfold order → official order",
+        unfold_to_concat_weight,
+    ),
+    Rule(
+        r"backbone\.stages\.(\d+)\.downsample\.norm\.(weight|bias)",
+        r"backbone.layers.\1.downsample.norm.\2",
+        "PatchMerging norm channels: nn.Unfold order → official order",
+        unfold_to_concat_vector,
+    ),
+    Rule(r"backbone\.norm(\d)\.(weight|bias)", r"backbone.norm\1.\2"),
+    # FPN, RPN
+    Rule(r"neck\.lateral_convs\.([0-3])\.conv\.(weight|bias)", r"neck.lateral.\1.\2"),
+    Rule(r"neck\.fpn_convs\.([0-3])\.conv\.(weight|bias)", r"neck.output.\1.\2"),
+    Rule(r"rpn_head\.rpn_conv\.(weight|bias)", r"rpn.head.conv.\1"),
+    Rule(r"rpn_head\.rpn_cls\.(weight|bias)", r"rpn.head.objectness.\1"),
+    Rule(r"rpn_head\.rpn_reg\.(weight|bias)", r"rpn.head.deltas.\1"),
+    # box heads (stage index added for Mask R-CNN before the rules run)
+    Rule(r"roi_head\.bbox_head\.(\d+)\.shared_fcs\.0\.(weight|bias)", r"box_heads.\1.fc1.\2"),
+    Rule(r"roi_head\.bbox_head\.(\d+)\.shared_fcs\.1\.(weight|bias)", r"box_heads.\1.fc2.\2"),
+    Rule(r"roi_head\.bbox_head\.(\d+)\.fc_cls\.(weight|bias)", r"box_heads.\1.cls.\2"),
+    Rule(r"roi_head\.bbox_head\.(\d+)\.fc_reg\.(weight|bias)", r"box_heads.\1.reg.\2"),
+    Rule(
+        r"roi_head\.bbox_head\.(\d+)\.loss_cls\.cum_samples",
+        r"cls_states.\1.counts",
+        "Seesaw's class counts without the background's",
+        _seesaw_counts,
+    ),
+    # mask heads
+    Rule(
+        r"roi_head\.mask_head\.(\d+)\.convs\.(\d+)\.conv\.(weight|bias)",
+        r"mask_heads.\1.convs.\2.\3",
+    ),
+    Rule(r"roi_head\.mask_head\.(\d+)\.upsample\.(weight|bias)", r"mask_heads.\1.upsample.\2"),
+    Rule(r"roi_head\.mask_head\.(\d+)\.conv_logits\.(weight|bias)", r"mask_heads.\1.logits.\2"),
+    Rule(
+        r"roi_head\.mask_head\.0\.conv_res\.conv\.(weight|bias)",
+        None,
+        "the first stage's conv_res (never run: no earlier stage feeds it)",
+    ),
+    Rule(r"roi_head\.mask_head\.(\d+)\.conv_res\.conv\.(weight|bias)", r"mask_heads.\1.res.\2"),
+    # Mask Scoring
+    Rule(r"roi_head\.mask_iou_head\.convs\.(\d+)\.(weight|bias)", r"mask_iou_head.convs.\1.\2"),
+    Rule(r"roi_head\.mask_iou_head\.fcs\.0\.(weight|bias)", r"mask_iou_head.fc1.\1"),
+    Rule(r"roi_head\.mask_iou_head\.fcs\.1\.(weight|bias)", r"mask_iou_head.fc2.\1"),
+    Rule(r"roi_head\.mask_iou_head\.fc_mask_iou\.(weight|bias)", r"mask_iou_head.iou.\1"),
+]
+
+REFUSED = [  # (pattern, why): keys that change the computation tailseg would do without them
+    (r"roi_head\.semantic_head\..*", "HTC's semantic head (its features enter every RoI)"),
+    (r"backbone\.absolute_pos_embed", "Swin's absolute position embedding"),
+    (r"neck\.fpn_convs\.[4-9]\..*", "FPN extra convolutions (add_extra_convs)"),
+]
+
+
+def flavour(keys: Mapping[str, object]) -> str:
+    """'htc', 'cascade' or 'mask_rcnn', from the keys of an mmdetection 3.x state dict."""
+    for key in keys:
+        for pattern, why in REFUSED:
+            if re.fullmatch(pattern, key):
+                raise ConversionError(f"{key}: {why} is not supported by tailseg's model")
+    if "roi_head.bbox_head.0.fc_cls.weight" in keys:
+        flow = any(re.fullmatch(r"roi_head\.mask_head\.[1-9]\d*\.conv_res\..*", k) for k in keys)
+        return "htc" if flow else "cascade"
+    if "roi_head.bbox_head.fc_cls.weight" in keys:
+        return "mask_rcnn"
+    raise ConversionError(
+        "no roi_head.bbox_head.*.fc_cls.weight: not an mmdetection two-stage detector with a "
+        "Shared2FC box head"
+    )
+
+
+def convert_mmdet(
+    state: Mapping[str, Tensor], cfg: Config, model_state: Mapping[str, Tensor], source: str
+) -> tuple[dict[str, Tensor], Report]:
+    """mmdetection 3.x `state_dict` → a state dict of the model `cfg` builds (`model_state`
+    is that model's own). Raises ConversionError naming the key that does not fit."""
+    try:
+        kind = flavour(state)
+    except ConversionError as e:
+        raise ConversionError(f"{source}: {e}") from None
+    report = Report(source, f"mmdetection 3.x {kind}")
+    state = _prepare(dict(state), kind, cfg, report)
+    converted, origin = apply_rules(state, RULES, report)
+    fills = {}
+    if kind == "cascade":
+        fills[r"mask_heads\.\d+\.res\.(weight|bias)"] = (
+            "zero residual convs: Cascade Mask R-CNN has no mask information flow",
+            torch.zeros_like,
+        )
+    fills[r"cls_states\.\d+\.counts"] = ("Seesaw class counts start at zero", torch.zeros_like)
+    out = fit_model(converted, origin, model_state, report, fills, hint=lambda k: _hint(k, cfg))
+    return out, report
+
+
+def settings(kind: str) -> dict[str, str]:
+    """The config values that reproduce mmdetection's inference for a flavour."""
+    return {"model.roi.mask_merge": "last" if kind == "htc" else "mean"}
+
+
+def _prepare(state: dict[str, Tensor], kind: str, cfg: Config, report: Report) -> dict:
+    """Source-side fixes before the renames: Mask R-CNN's stage index, class-specific
+    regression refused, a softmax RPN to its sigmoid form, class-agnostic mask logits tiled."""
+    if kind == "mask_rcnn":
+        state = {
+            re.sub(r"^roi_head\.(bbox_head|mask_head)\.", r"roi_head.\1.0.", k): v
+            for k, v in state.items()
+        }
+    for key, value in state.items():
+        if re.fullmatch(r"roi_head\.bbox_head\.\d+\.fc_reg\.weight", key) and value.shape[0] != 4:
+            raise ConversionError(
+                f"{report.source}: {key} {tuple(value.shape)}: class-specific box regression "
+                "(reg_class_agnostic=False); tailseg's box heads regress one box per RoI"
+            )
+    cls_w, reg_w = state.get("rpn_head.rpn_cls.weight"), state.get("rpn_head.rpn_reg.weight")
+    if cls_w is not None and reg_w is not None and cls_w.shape[0] == 2 * (reg_w.shape[0] // 4):
+        for part in ("weight", "bias"):  # softmax over (fg, bg) per anchor = sigmoid(fg − bg)
+            v = state[f"rpn_head.rpn_cls.{part}"]
+            state[f"rpn_head.rpn_cls.{part}"] = v[0::2] - v[1::2]
+        report.notes.append("softmax RPN: objectness = fg − bg logits (the same probabilities)")
+    c = cfg.model.num_classes
+    for key in [k for k in state if k.endswith("conv_logits.weight")]:
+        if state[key].shape[0] == 1 and c > 1:  # class_agnostic=True
+            bias = key.removesuffix("weight") + "bias"
+            state[key] = state[key].expand(c, *state[key].shape[1:]).clone()
+            state[bias] = state[bias].expand(c).clone()
+            report.notes.append(f"{key}: class-agnostic mask logits tiled over {c} classes")
+    return state
+
+
+def _hint(key: str, cfg: Config) -> str:
+    """Which config key decides a tailseg tensor's shape."""
+    m = cfg.model
+    for prefix, what in (
+        ("backbone.", f"model.backbone ({m.backbone.kind})"),
+        ("neck.", f"model.fpn_channels={m.fpn_channels}"),
+        ("rpn.", "model.rpn.anchor_ratios / anchor_scales"),
+        ("box_heads.", f"model.num_classes={m.num_classes}, model.roi.fc_dim, cls_loss"),
+        ("mask_heads.", "model.roi.mask_conv_dim / mask_num_convs / mask_heads, num_classes"),
+        ("mask_iou_head.", "model.roi.mask_scoring"),
+        ("cls_states.", "model.roi.cls_loss"),
+    ):
+        if key.startswith(prefix):
+            return f" (set by the config's {what})"
+    return ""
