@@ -238,6 +238,9 @@ class RoIConfig:
     seesaw_q: float = 2.0
     seesaw_eps: float = 0.01
     box_loss_weight: float = 1.0  # scales the box head's classification and regression losses
+    # one box per RoI (HTC, Cascade R-CNN), or false: one per class (4·C deltas, Mask R-CNN's
+    # default), each detection taking its class's box
+    class_agnostic_boxes: bool = True
     # one mask head per stage: "htc" (4 convs, 28×28) or "refinemask" (the last stage only:
     # 14 → 112 with a semantic branch and boundary-aware loss)
     mask_heads: tuple[Literal["htc", "refinemask"], ...] = ("htc", "htc", "htc")

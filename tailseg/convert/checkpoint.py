@@ -89,11 +89,11 @@ def convert_checkpoint(
             "supported by tailseg's mask heads"
         )
     try:
-        kind = mmdet.flavour(state)
+        implied_settings = mmdet.settings(state)
     except ConversionError as e:
         raise ConversionError(f"{path}: {e}") from None
     given = {o.split("=", 1)[0] for o in overrides}
-    implied = [f"{k}={v}" for k, v in mmdet.settings(kind).items() if k not in given]
+    implied = [f"{k}={v}" for k, v in implied_settings.items() if k not in given]
     cfg = load_config(str(config), [*implied, *overrides])
     model = build_model(cfg.model, cfg.infer)
     weights, report = mmdet.convert_mmdet(state, cfg, model.state_dict(), str(path))

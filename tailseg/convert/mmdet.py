@@ -7,7 +7,8 @@ Supported (what tailseg's cascade can express exactly at inference):
 - `CascadeRCNN` with mask heads (Cascade Mask R-CNN): tailseg's stages with their residual
   convs set to zero (x + ReLU(0) = x: no information flow) and the stages' masks averaged, as
   mmdetection's `CascadeRoIHead.predict_mask` averages them (`mask_merge=mean`);
-- `MaskRCNN` with a class-agnostic box regressor (`reg_class_agnostic=True`): one stage;
+- `MaskRCNN`: one stage; its class-specific box regressor (mmdetection's default) sets
+  `model.roi.class_agnostic_boxes=false`;
 - backbones: ResNet (pytorch style) and mmdetection's `SwinTransformer` (its PatchMerging
   orders the 4C channels channel-major, as `nn.Unfold` does: permuted here to the official
   layout tailseg uses); FPN; RPN (sigmoid, or softmax turned into its exact sigmoid form);
@@ -15,9 +16,9 @@ Supported (what tailseg's cascade can express exactly at inference):
   (the same channel layouts); FCN / HTC mask heads (a class-agnostic `conv_logits` is tiled
   over the classes); the MaskIoU head (Mask Scoring).
 
-Refused with the key named: a semantic head, class-specific box regression (mmdetection's
-Mask R-CNN default), `NormedConv2d` mask logits, absolute position embeddings, extra FPN convs,
-caffe-style or other backbones.
+Refused with the key named: a semantic head, `NormedConv2d` mask logits (seen in the
+checkpoint's `meta.cfg`), absolute position embeddings, extra FPN convs, caffe-style or other
+backbones.
 """
 
 from __future__ import annotations
@@ -184,9 +185,21 @@ def convert_mmdet(
     return out, report
 
 
-def settings(kind: str) -> dict[str, str]:
-    """The config values that reproduce mmdetection's inference for a flavour."""
-    return {"model.roi.mask_merge": "last" if kind == "htc" else "mean"}
+def settings(state: Mapping[str, Tensor]) -> dict[str, str]:
+    """The config values that reproduce mmdetection's inference with these weights: how the
+    stages' masks merge (mmdetection 3.3's HTC keeps the last stage's; Cascade Mask R-CNN
+    averages them) and whether the box heads regress one box per class."""
+    kind = flavour(state)
+    reg = [
+        v
+        for k, v in state.items()
+        if re.fullmatch(r"roi_head\.bbox_head\.(\d+\.)?fc_reg\.weight", k)
+    ]
+    agnostic = all(v.shape[0] == 4 for v in reg)
+    return {
+        "model.roi.mask_merge": "last" if kind == "htc" else "mean",
+        "model.roi.class_agnostic_boxes": "true" if agnostic else "false",
+    }
 
 
 def _prepare(state: dict[str, Tensor], kind: str, cfg: Config, report: Report) -> dict:
@@ -197,12 +210,6 @@ def _prepare(state: dict[str, Tensor], kind: str, cfg: Config, report: Report) -
             re.sub(r"^roi_head\.(bbox_head|mask_head)\.", r"roi_head.\1.0.", k): v
             for k, v in state.items()
         }
-    for key, value in state.items():
-        if re.fullmatch(r"roi_head\.bbox_head\.\d+\.fc_reg\.weight", key) and value.shape[0] != 4:
-            raise ConversionError(
-                f"{report.source}: {key} {tuple(value.shape)}: class-specific box regression "
-                "(reg_class_agnostic=False); tailseg's box heads regress one box per RoI"
-            )
     cls_w, reg_w = state.get("rpn_head.rpn_cls.weight"), state.get("rpn_head.rpn_reg.weight")
     if cls_w is not None and reg_w is not None and cls_w.shape[0] == 2 * (reg_w.shape[0] // 4):
         for part in ("weight", "bias"):  # softmax over (fg, bg) per anchor = sigmoid(fg − bg)
@@ -226,7 +233,11 @@ def _hint(key: str, cfg: Config) -> str:
         ("backbone.", f"model.backbone ({m.backbone.kind})"),
         ("neck.", f"model.fpn_channels={m.fpn_channels}"),
         ("rpn.", "model.rpn.anchor_ratios / anchor_scales"),
-        ("box_heads.", f"model.num_classes={m.num_classes}, model.roi.fc_dim, cls_loss"),
+        (
+            "box_heads.",
+            f"model.num_classes={m.num_classes}, roi.fc_dim, roi.cls_loss, "
+            f"roi.class_agnostic_boxes={m.roi.class_agnostic_boxes}",
+        ),
         ("mask_heads.", "model.roi.mask_conv_dim / mask_num_convs / mask_heads, num_classes"),
         ("mask_iou_head.", "model.roi.mask_scoring"),
         ("cls_states.", "model.roi.cls_loss"),

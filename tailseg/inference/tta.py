@@ -123,13 +123,14 @@ class Augmented:
 
     @torch.no_grad()
     def score(self, proposals: Tensor) -> tuple[Tensor, Tensor]:
-        """Class probabilities (R, C) and boxes (R, 4) averaged over augmentations."""
+        """Class probabilities (R, C) and boxes (R, 4) (or per class (R, C, 4)) averaged over
+        augmentations."""
         probs_sum, boxes_sum = None, None
         for fr in self.frames:
             feats = self.features(fr)[: self.n_roi]
             (p,), (b,) = self.model.score_boxes(feats, [self.to_frame(proposals, fr)], [fr.size])
             del feats  # not held: free this frame's features before the next frame's
-            b = self.from_frame(b, fr)
+            b = self.from_frame(b.reshape(-1, 4), fr).view(b.shape)  # (R, 4) or (R, C, 4)
             probs_sum = p if probs_sum is None else probs_sum + p
             boxes_sum = b if boxes_sum is None else boxes_sum + b
         probs, boxes = probs_sum / len(self.frames), boxes_sum / len(self.frames)

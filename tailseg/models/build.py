@@ -122,6 +122,7 @@ def build_model(cfg: ModelConfig, infer: InferConfig | None = None) -> HybridTas
             fc_dim=roi.fc_dim,
             cosine=roi.classifier == "cosine",
             temperature=roi.temperature,
+            box_classes=1 if roi.class_agnostic_boxes else cfg.num_classes,
         )
         for _ in stages
     ]

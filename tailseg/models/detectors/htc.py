@@ -2,7 +2,8 @@
 
 Training, per stage i (IoU threshold 0.5 / 0.6 / 0.7, loss weight 1 / 0.5 / 0.25):
   1. assign the current boxes (ground truth added as proposals) and sample 512 RoIs, 25% fg;
-  2. box head on them → classification and class-agnostic regression losses;
+  2. box head on them → classification and box regression losses (one box per RoI, or one per
+     class with `class_agnostic_boxes=False`: the label's deltas);
   3. interleaved execution: regress the sampled boxes with this stage's head, drop the ground
      truth, re-assign and re-sample them, and train this stage's mask head on the new positives;
   4. mask information flow: stage i's mask head adds a 1×1 conv of the features of stages
@@ -37,7 +38,13 @@ from tailseg.models.backbones.cbnet import CompositeBackbone
 from tailseg.models.detectors.postprocess import empty_like_dets, multiclass_nms
 from tailseg.models.detectors.preprocess import IMAGENET_MEAN, IMAGENET_STD, batch_images
 from tailseg.models.detectors.rpn import RPN
-from tailseg.models.heads import BoxHead, MaskIoUHead, MultiLevelRoIAlign, rois_with_batch_index
+from tailseg.models.heads import (
+    BoxHead,
+    MaskIoUHead,
+    MultiLevelRoIAlign,
+    class_deltas,
+    rois_with_batch_index,
+)
 from tailseg.models.heads.refine_mask_head import SEMANTIC_STRIDE
 from tailseg.models.losses import (
     ClassificationLoss,
@@ -202,7 +209,7 @@ class HybridTaskCascade(nn.Module):
             ]
             # 2. box head and its losses
             rois = rois_with_batch_index([s.boxes for s in samples])  # (R, 5)
-            logits, deltas = self.box_heads[i](self.box_pool(feats, rois))  # (R, K), (R, 4)
+            logits, deltas = self.box_heads[i](self.box_pool(feats, rois))  # (R, K), (R, 4[·C])
             labels = torch.cat([s.labels for s in samples])  # (R,)
             target_deltas = torch.cat(
                 [self._box_targets(i, s, t) for s, t in zip(samples, targets, strict=True)]
@@ -210,11 +217,15 @@ class HybridTaskCascade(nn.Module):
             if count:
                 self.cls_states[i].update(labels)  # e.g. Seesaw's class counts, before the loss
             stage_losses = self.cls_loss(logits, labels, self.cls_states[i])
-            stage_losses.update(box_regression_loss(deltas, target_deltas, labels, c))
+            stage_losses.update(
+                box_regression_loss(class_deltas(deltas, labels), target_deltas, labels, c)
+            )
             stage_losses = {k: v * self.settings.box_loss_weight for k, v in stage_losses.items()}
             # 3. interleaved: regress the sampled boxes, re-assign, re-sample for the mask head
-            with torch.no_grad():
-                per_image = deltas.detach().split([len(s.boxes) for s in samples])
+            with torch.no_grad():  # per-class boxes: the label's, the best class's for negatives
+                which = torch.where(labels < c, labels, logits[:, :c].argmax(1))
+                chosen = class_deltas(deltas.detach(), which)
+                per_image = chosen.split([len(s.boxes) for s in samples])
                 proposals = [
                     self.coders[i].decode(s.boxes, d, size)[~s.is_gt]
                     for s, d, size in zip(samples, per_image, image_sizes, strict=True)
@@ -311,17 +322,30 @@ class HybridTaskCascade(nn.Module):
         self, feats: list[Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Run the box stages on proposals: per image, class probabilities (R_i, C) from the
-        stages' averaged logits, and the last stage's boxes (R_i, 4)."""
+        stages' averaged logits, and the last stage's boxes (R_i, 4) — or, one box per class,
+        (R_i, C, 4). Between stages a per-class head moves each box by the deltas of the
+        stage's best class (as mmdetection's cascade refines)."""
         counts = [len(b) for b in boxes]
+        c = self.num_classes
+        n = len(self.stages)
         logits_sum: Tensor | None = None
-        for i in range(len(self.stages)):
+        for i in range(n):
             logits, deltas = self.box_heads[i](self.box_pool(feats, rois_with_batch_index(boxes)))
             logits_sum = logits if logits_sum is None else logits_sum + logits
+            if i == n - 1 and deltas.shape[1] != 4:  # the final boxes: one per class
+                boxes = [
+                    self.coders[i]
+                    .decode(b.repeat_interleave(c, 0), d.reshape(-1, 4), size)
+                    .view(-1, c, 4)
+                    for b, d, size in zip(boxes, deltas.split(counts), image_sizes, strict=True)
+                ]  # (R_i, C, 4)
+                break
+            deltas = class_deltas(deltas, logits[:, :c].argmax(1))  # (R, 4)
             boxes = [
                 self.coders[i].decode(b, d, size)
                 for b, d, size in zip(boxes, deltas.split(counts), image_sizes, strict=True)
             ]  # the last stage's boxes are the final ones
-        probs = self.cls_loss.probabilities(logits_sum / len(self.stages))  # (R, C)
+        probs = self.cls_loss.probabilities(logits_sum / n)  # (R, C)
         return list(probs.split(counts)), boxes
 
     def nms(self, boxes: Tensor, probs: Tensor) -> tuple[Tensor, Tensor, Tensor]:

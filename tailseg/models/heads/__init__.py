@@ -1,6 +1,6 @@
 """Heads: modules returning raw tensors (their losses live in `tailseg.models.losses`)."""
 
-from tailseg.models.heads.box_head import BoxHead, CosineLinear
+from tailseg.models.heads.box_head import BoxHead, CosineLinear, class_deltas
 from tailseg.models.heads.mask_head import HTCMaskHead
 from tailseg.models.heads.maskiou_head import MaskIoUHead
 from tailseg.models.heads.refine_mask_head import RefineMaskHead
@@ -15,5 +15,6 @@ __all__ = [
     "MultiLevelRoIAlign",
     "RPNHead",
     "RefineMaskHead",
+    "class_deltas",
     "rois_with_batch_index",
 ]

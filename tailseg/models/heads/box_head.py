@@ -1,4 +1,5 @@
-"""Box head: two shared fully connected layers, a classifier and class-agnostic box deltas.
+"""Box head: two shared fully connected layers, a classifier and box deltas — one box per RoI
+(class-agnostic, as HTC and Cascade R-CNN) or one per class (Mask R-CNN's default).
 
 The classifier is linear or cosine (`CosineLinear`: temperature × normalised features ·
 normalised weights, plus a bias), and has as many outputs as the classification loss asks for
@@ -46,6 +47,7 @@ class BoxHead(nn.Module):
         fc_dim: int = 1024,
         cosine: bool = False,
         temperature: float = 20.0,
+        box_classes: int = 1,
     ) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_channels * roi_size * roi_size, fc_dim)
@@ -56,7 +58,7 @@ class BoxHead(nn.Module):
             self.cls = nn.Linear(fc_dim, num_outputs)
             nn.init.normal_(self.cls.weight, std=0.01)
             nn.init.zeros_(self.cls.bias)
-        self.reg = nn.Linear(fc_dim, 4)
+        self.reg = nn.Linear(fc_dim, 4 * box_classes)  # class-agnostic (1) or per class (C)
         nn.init.normal_(self.reg.weight, std=0.001)
         nn.init.zeros_(self.reg.bias)
         for fc in (self.fc1, self.fc2):
@@ -64,7 +66,18 @@ class BoxHead(nn.Module):
             nn.init.zeros_(fc.bias)
 
     def forward(self, roi_feats: Tensor) -> tuple[Tensor, Tensor]:
-        """roi_feats (R, C, 7, 7) → class logits (R, num_outputs), box deltas (R, 4)."""
+        """roi_feats (R, C, 7, 7) → class logits (R, num_outputs), box deltas (R, 4) or, one
+        box per class, (R, 4·C) (class c's deltas at 4c..4c+3)."""
         x = F.relu(self.fc1(roi_feats.flatten(1)))  # (R, fc_dim)
         x = F.relu(self.fc2(x))
         return self.cls(x), self.reg(x)
+
+
+def class_deltas(deltas: Tensor, labels: Tensor) -> Tensor:
+    """Box deltas (R, 4), or (R, 4·C) one box per class → (R, 4): each RoI's `labels` class's
+    (a label ≥ C, the background, takes the last class's: never used for a background RoI)."""
+    if deltas.shape[1] == 4:
+        return deltas
+    per_class = deltas.view(len(deltas), -1, 4)  # (R, C, 4)
+    rows = torch.arange(len(deltas), device=deltas.device)
+    return per_class[rows, labels.clamp(max=per_class.shape[1] - 1)]

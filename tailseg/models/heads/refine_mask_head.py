@@ -7,8 +7,9 @@
     three semantic fusion stages, 14 → 28 → 56 → 112, channels D → D/2 → D/4 → D/8; stage s
     (C channels at S×S) fuses [instance features; RoIAlign of ReLU(conv1×1(feat)) → conv1×1;
     its mask of the RoI's class; RoIAlign of the foreground probability] with a 1×1 conv, a
-    multi-branch fusion (3×3 convs of dilation 1, 3, 5 summed, then 1×1) and a 1×1 conv to
-    C/2 − 2 channels, upsamples 2× (bilinear) and appends both masks, upsampled, as channels.
+    multi-branch fusion (3×3 convs of dilation 1, 3, 5, each with its ReLU, summed, then 1×1)
+    and a 1×1 conv to C/2 − 2 channels, upsamples 2× (bilinear) and appends both masks,
+    upsampled, as channels.
     A last 1×1 conv gives the class-agnostic 112×112 logits.
 
 Outputs are logits at 14, 28, 56 and 112 of each RoI's class only (the class-specific 1×1
@@ -101,9 +102,10 @@ class FusionStage(nn.Module):
         inst_mask = logits.sigmoid()[:, None]  # (N, 1, S, S)
         sem_mask = roi_align(sem_prob, rois, (s, s), scale, sampling_ratio=0, aligned=True)
         f = F.relu(self.fuse_in(_cat([x, isf, inst_mask, sem_mask])), inplace=True)  # (N, C, S, S)
-        y = self.branches[0](f)
+        # each dilated branch is conv + ReLU (RefineMask's MultiBranchFusion), then summed
+        y = F.relu(self.branches[0](f), inplace=True)
         for branch in self.branches[1:]:
-            y += branch(f)
+            y = y + F.relu(branch(f), inplace=True)  # not in place: ReLU's backward needs y
         f = F.relu(self.merge(y), inplace=True)
         f = F.relu(self.fuse_out(f), inplace=True)  # (N, C/2 − 2, S, S)
         # no ReLU after the upsampling: bilinear weights are convex, f stays ≥ 0
