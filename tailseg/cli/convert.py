@@ -27,6 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="annotation json whose categories the model's labels are (ascending id order)",
     )
+    p.add_argument(
+        "--lossy",
+        action="store_true",
+        help="import what tailseg's model has (e.g. CBNetV2's backbone without HTC's semantic "
+        "head) to fine-tune from; dropped parts and initialised tensors are listed",
+    )
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
     p.set_defaults(func=run)
 
@@ -37,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = convert_checkpoint(
-            args.checkpoint, resolve_config(args.config), args.out, args.overrides, args.categories
+            args.checkpoint,
+            resolve_config(args.config),
+            args.out,
+            args.overrides,
+            args.categories,
+            lossy=args.lossy,
         )
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -70,12 +70,13 @@ def convert_checkpoint(
     out: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
     categories: str | Path | None = None,
+    lossy: bool = False,
 ) -> Report:
     """Convert `path` for the model of `config` (+ dotted `overrides`; the settings that make
     tailseg infer as the source does, e.g. `model.roi.mask_merge`, are added unless given) and
     write `out`; the report says what became of every key. Class names stored in the source
     (mmdetection's `meta.dataset_meta.classes`) must equal those of `categories` (an annotation
-    json) where both exist."""
+    json) where both exist. `lossy`: see `mmdet.convert_mmdet`."""
     from tailseg.convert import mmdet
 
     path, out = Path(path), Path(out)
@@ -89,14 +90,14 @@ def convert_checkpoint(
             "supported by tailseg's mask heads"
         )
     try:
-        implied_settings = mmdet.settings(state)
+        implied_settings = mmdet.settings(state, lossy)
     except ConversionError as e:
         raise ConversionError(f"{path}: {e}") from None
     given = {o.split("=", 1)[0] for o in overrides}
     implied = [f"{k}={v}" for k, v in implied_settings.items() if k not in given]
     cfg = load_config(str(config), [*implied, *overrides])
     model = build_model(cfg.model, cfg.infer)
-    weights, report = mmdet.convert_mmdet(state, cfg, model.state_dict(), str(path))
+    weights, report = mmdet.convert_mmdet(state, cfg, model.state_dict(), str(path), lossy)
     report.notes += [f"config: {o} (as the source infers)" for o in implied]
     model.load_state_dict(weights, strict=True)  # the check fit_model promises
     names = _source_classes(ck)

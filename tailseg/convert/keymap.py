@@ -24,7 +24,8 @@ Transform = Callable[[Tensor], Tensor]
 @dataclass(frozen=True)
 class Rule:
     pattern: str  # regular expression, full match on the source key
-    target: str | None  # tailseg key (`\1`-style template), or None: dropped
+    # tailseg key: a `\1`-style template or a function of the match; None: dropped
+    target: str | Callable[[re.Match], str] | None
     note: str = ""  # why dropped, or what the transform does
     transform: Transform | None = None
 
@@ -83,7 +84,7 @@ def apply_rules(
             if rule.target is None:
                 report.dropped.append((key, rule.note))
                 break
-            target = m.expand(rule.target)
+            target = rule.target(m) if callable(rule.target) else m.expand(rule.target)
             if target in out:
                 raise ConversionError(
                     f"{report.source}: {key}: maps to {target}, which {origin[target]} "

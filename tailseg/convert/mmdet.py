@@ -55,15 +55,15 @@ def _seesaw_counts(v: Tensor) -> Tensor:
     return v[:-1].to(torch.float64)  # cum_samples (C + 1,): the last is the background's
 
 
-RULES = [
-    # ResNet (pytorch style): torchvision's names, as tailseg's
+RESNET = [  # pytorch style: torchvision's names, as tailseg's
     Rule(r"backbone\..*num_batches_tracked", None, "BatchNorm step counters (unused)"),
     Rule(r"backbone\.conv1\.weight", r"backbone.conv1.weight"),
     Rule(rf"backbone\.bn1\.{BN}", r"backbone.bn1.\1"),
     Rule(r"backbone\.(layer\d\.\d+\.conv\d\.weight)", r"backbone.\1"),
     Rule(rf"backbone\.(layer\d\.\d+\.bn\d)\.{BN}", r"backbone.\1.\2"),
     Rule(rf"backbone\.(layer\d\.0\.downsample\.[01])\.(weight|{BN[1:-1]})", r"backbone.\1.\2"),
-    # mmdetection's Swin
+]
+SWIN = [  # mmdetection 3.x's own Swin layout
     Rule(r"backbone\.patch_embed\.projection\.(weight|bias)", r"backbone.patch_embed.proj.\1"),
     Rule(r"backbone\.patch_embed\.norm\.(weight|bias)", r"backbone.patch_embed.norm.\1"),
     Rule(
@@ -101,7 +101,8 @@ RULES = [
         unfold_to_concat_vector,
     ),
     Rule(r"backbone\.norm(\d)\.(weight|bias)", r"backbone.norm\1.\2"),
-    # FPN, RPN
+]
+HEADS = [  # the same names in mmdetection 2.x and 3.x
     Rule(r"neck\.lateral_convs\.([0-3])\.conv\.(weight|bias)", r"neck.lateral.\1.\2"),
     Rule(r"neck\.fpn_convs\.([0-3])\.conv\.(weight|bias)", r"neck.output.\1.\2"),
     Rule(r"rpn_head\.rpn_conv\.(weight|bias)", r"rpn.head.conv.\1"),
@@ -137,20 +138,32 @@ RULES = [
     Rule(r"roi_head\.mask_iou_head\.fcs\.1\.(weight|bias)", r"mask_iou_head.fc2.\1"),
     Rule(r"roi_head\.mask_iou_head\.fc_mask_iou\.(weight|bias)", r"mask_iou_head.iou.\1"),
 ]
+RULES = RESNET + SWIN + HEADS
 
 REFUSED = [  # (pattern, why): keys that change the computation tailseg would do without them
     (r"roi_head\.semantic_head\..*", "HTC's semantic head (its features enter every RoI)"),
-    (r"backbone\.absolute_pos_embed", "Swin's absolute position embedding"),
+    (r"backbone\.(cb_modules\.\d\.)?absolute_pos_embed", "Swin's absolute position embedding"),
     (r"neck\.fpn_convs\.[4-9]\..*", "FPN extra convolutions (add_extra_convs)"),
+    (r"roi_head\.bbox_head\.(\d+\.)?shared_convs\..*", "a box head with shared convs (4conv-1fc)"),
+    (r"roi_head\.mask_head\.(\d+\.)?stage_instance_logits\..*", "SimpleRefineMaskHead"),
 ]
+FAMILIES = {
+    "mmdet": "mmdetection 3.x",
+    "cbnetv2": "CBNetV2 (mmdetection 2.x)",
+    "refinemask": "RefineMask (mmdetection 2.x)",
+}
 
 
-def flavour(keys: Mapping[str, object]) -> str:
-    """'htc', 'cascade' or 'mask_rcnn', from the keys of an mmdetection 3.x state dict."""
-    for key in keys:
+def flavour(keys: Mapping[str, object], lossy: bool = False) -> str:
+    """'htc', 'cascade' or 'mask_rcnn', from the keys of an mmdetection state dict; a part
+    tailseg's model does not have is an error unless `lossy`."""
+    for key in keys if not lossy else ():
         for pattern, why in REFUSED:
             if re.fullmatch(pattern, key):
-                raise ConversionError(f"{key}: {why} is not supported by tailseg's model")
+                raise ConversionError(
+                    f"{key}: {why} is not supported by tailseg's model (--lossy imports the "
+                    "rest, e.g. to fine-tune; its outputs then differ from the source's)"
+                )
     if "roi_head.bbox_head.0.fc_cls.weight" in keys:
         flow = any(re.fullmatch(r"roi_head\.mask_head\.[1-9]\d*\.conv_res\..*", k) for k in keys)
         return "htc" if flow else "cascade"
@@ -163,17 +176,33 @@ def flavour(keys: Mapping[str, object]) -> str:
 
 
 def convert_mmdet(
-    state: Mapping[str, Tensor], cfg: Config, model_state: Mapping[str, Tensor], source: str
+    state: Mapping[str, Tensor],
+    cfg: Config,
+    model_state: Mapping[str, Tensor],
+    source: str,
+    lossy: bool = False,
 ) -> tuple[dict[str, Tensor], Report]:
-    """mmdetection 3.x `state_dict` → a state dict of the model `cfg` builds (`model_state`
-    is that model's own). Raises ConversionError naming the key that does not fit."""
+    """An mmdetection `state_dict` (3.x, or CBNetV2's / RefineMask's 2.x) → a state dict of the
+    model `cfg` builds (`model_state` is that model's own). Raises ConversionError naming the
+    key that does not fit. `lossy`: parts tailseg's model lacks (`REFUSED`) are dropped and
+    tailseg tensors without a source keep the model's initialisation — a start for
+    fine-tuning, whose outputs differ from the source's (the report lists both)."""
+    from tailseg.convert import mmdet2
+
+    family = mmdet2.family(list(state))
     try:
-        kind = flavour(state)
+        kind = flavour(state, lossy)
     except ConversionError as e:
         raise ConversionError(f"{source}: {e}") from None
-    report = Report(source, f"mmdetection 3.x {kind}")
+    report = Report(source, f"{FAMILIES[family]} {kind}")
     state = _prepare(dict(state), kind, cfg, report)
-    converted, origin = apply_rules(state, RULES, report)
+    rules = mmdet2.CBNET if family == "cbnetv2" else RESNET + SWIN
+    rules = rules + HEADS + (mmdet2.REFINEMASK if family == "refinemask" else [])
+    if lossy:
+        state = _drop_foreign_box_heads(state, report)
+        lost = " (lossy import: the source's outputs depend on it)"
+        rules = [Rule(pattern, None, why + lost) for pattern, why in REFUSED] + rules
+    converted, origin = apply_rules(state, rules, report)
     fills = {}
     if kind == "cascade":
         fills[r"mask_heads\.\d+\.res\.(weight|bias)"] = (
@@ -181,15 +210,33 @@ def convert_mmdet(
             torch.zeros_like,
         )
     fills[r"cls_states\.\d+\.counts"] = ("Seesaw class counts start at zero", torch.zeros_like)
+    if lossy:
+        fills[r".*"] = ("no source: the model's own initialisation (lossy import)", torch.clone)
     out = fit_model(converted, origin, model_state, report, fills, hint=lambda k: _hint(k, cfg))
     return out, report
 
 
-def settings(state: Mapping[str, Tensor]) -> dict[str, str]:
+def _drop_foreign_box_heads(state: dict[str, Tensor], report: Report) -> dict[str, Tensor]:
+    """Lossy import: every tensor of a box head with shared convs (its fc takes conv features
+    tailseg's 2-fc head does not compute) is dropped."""
+    stages = {
+        m[1] for k in state if (m := re.match(r"roi_head\.bbox_head\.(\d+)\.shared_convs", k))
+    }
+    out = {}
+    for k, v in state.items():
+        m = re.match(r"roi_head\.bbox_head\.(\d+)\.", k)
+        if m and m[1] in stages:
+            report.dropped.append((k, "a box head with shared convs (lossy import)"))
+        else:
+            out[k] = v
+    return out
+
+
+def settings(state: Mapping[str, Tensor], lossy: bool = False) -> dict[str, str]:
     """The config values that reproduce mmdetection's inference with these weights: how the
     stages' masks merge (mmdetection 3.3's HTC keeps the last stage's; Cascade Mask R-CNN
     averages them) and whether the box heads regress one box per class."""
-    kind = flavour(state)
+    kind = flavour(state, lossy)
     reg = [
         v
         for k, v in state.items()
