@@ -70,34 +70,39 @@ class Report:
 
 
 def apply_rules(
-    source: Mapping[str, Tensor], rules: Sequence[Rule], report: Report
+    source: Mapping[str, Tensor],
+    rules: Sequence[Rule],
+    report: Report,
+    names: Mapping[str, str] = {},
 ) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """(tailseg state dict, tailseg key → its source key). Every source key must match a rule."""
+    """(tailseg state dict, tailseg key → its source key). Every source key must match a rule.
+    `names`: the file's own name of a key the caller renamed before the rules (reported)."""
     compiled = [(re.compile(r.pattern), r) for r in rules]
     out: dict[str, Tensor] = {}
     origin: dict[str, str] = {}
     for key, value in source.items():
+        name = names.get(key, key)
         for regex, rule in compiled:
             m = regex.fullmatch(key)
             if m is None:
                 continue
             if rule.target is None:
-                report.dropped.append((key, rule.note))
+                report.dropped.append((name, rule.note))
                 break
             target = rule.target(m) if callable(rule.target) else m.expand(rule.target)
             if target in out:
                 raise ConversionError(
-                    f"{report.source}: {key}: maps to {target}, which {origin[target]} "
+                    f"{report.source}: {name}: maps to {target}, which {origin[target]} "
                     "already fills"
                 )
             out[target] = rule.transform(value) if rule.transform else value
-            origin[target] = key
-            report.mapped.append((key, target, rule.note if rule.transform else ""))
+            origin[target] = name
+            report.mapped.append((name, target, rule.note if rule.transform else ""))
             break
         else:
             shape = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
             raise ConversionError(
-                f"{report.source}: {key} {shape}: no rule maps this key ({report.flavour}); "
+                f"{report.source}: {name} {shape}: no rule maps this key ({report.flavour}); "
                 "it is a layer tailseg's model does not have"
             )
     return out, origin

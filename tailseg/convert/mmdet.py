@@ -195,14 +195,14 @@ def convert_mmdet(
     except ConversionError as e:
         raise ConversionError(f"{source}: {e}") from None
     report = Report(source, f"{FAMILIES[family]} {kind}")
-    state = _prepare(dict(state), kind, cfg, report)
+    state, names = _prepare(dict(state), kind, cfg, report)
     rules = mmdet2.CBNET if family == "cbnetv2" else RESNET + SWIN
     rules = rules + HEADS + (mmdet2.REFINEMASK if family == "refinemask" else [])
     if lossy:
-        state = _drop_foreign_box_heads(state, report)
+        state = _drop_foreign_box_heads(state, report, names)
         lost = " (lossy import: the source's outputs depend on it)"
         rules = [Rule(pattern, None, why + lost) for pattern, why in REFUSED] + rules
-    converted, origin = apply_rules(state, rules, report)
+    converted, origin = apply_rules(state, rules, report, names)
     fills = {}
     if kind == "cascade":
         fills[r"mask_heads\.\d+\.res\.(weight|bias)"] = (
@@ -216,7 +216,9 @@ def convert_mmdet(
     return out, report
 
 
-def _drop_foreign_box_heads(state: dict[str, Tensor], report: Report) -> dict[str, Tensor]:
+def _drop_foreign_box_heads(
+    state: dict[str, Tensor], report: Report, names: dict[str, str]
+) -> dict[str, Tensor]:
     """Lossy import: every tensor of a box head with shared convs (its fc takes conv features
     tailseg's 2-fc head does not compute) is dropped."""
     stages = {
@@ -226,7 +228,7 @@ def _drop_foreign_box_heads(state: dict[str, Tensor], report: Report) -> dict[st
     for k, v in state.items():
         m = re.match(r"roi_head\.bbox_head\.(\d+)\.", k)
         if m and m[1] in stages:
-            report.dropped.append((k, "a box head with shared convs (lossy import)"))
+            report.dropped.append((names.get(k, k), "a box head with shared convs (lossy import)"))
         else:
             out[k] = v
     return out
@@ -249,14 +251,21 @@ def settings(state: Mapping[str, Tensor], lossy: bool = False) -> dict[str, str]
     }
 
 
-def _prepare(state: dict[str, Tensor], kind: str, cfg: Config, report: Report) -> dict:
-    """Source-side fixes before the renames: Mask R-CNN's stage index, class-specific
-    regression refused, a softmax RPN to its sigmoid form, class-agnostic mask logits tiled."""
+def _prepare(
+    state: dict[str, Tensor], kind: str, cfg: Config, report: Report
+) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Source-side fixes before the renames — Mask R-CNN's heads get stage index 0, a softmax
+    RPN its sigmoid form, class-agnostic mask logits are tiled — and the file's own names of
+    the keys renamed here."""
+    names: dict[str, str] = {}
     if kind == "mask_rcnn":
-        state = {
-            re.sub(r"^roi_head\.(bbox_head|mask_head)\.", r"roi_head.\1.0.", k): v
-            for k, v in state.items()
-        }
+        renamed = {}
+        for k, v in state.items():
+            new = re.sub(r"^roi_head\.(bbox_head|mask_head)\.", r"roi_head.\1.0.", k)
+            renamed[new] = v
+            if new != k:
+                names[new] = k
+        state = renamed
     cls_w, reg_w = state.get("rpn_head.rpn_cls.weight"), state.get("rpn_head.rpn_reg.weight")
     if cls_w is not None and reg_w is not None and cls_w.shape[0] == 2 * (reg_w.shape[0] // 4):
         for part in ("weight", "bias"):  # softmax over (fg, bg) per anchor = sigmoid(fg − bg)
@@ -270,7 +279,7 @@ def _prepare(state: dict[str, Tensor], kind: str, cfg: Config, report: Report) -
             state[key] = state[key].expand(c, *state[key].shape[1:]).clone()
             state[bias] = state[bias].expand(c).clone()
             report.notes.append(f"{key}: class-agnostic mask logits tiled over {c} classes")
-    return state
+    return state, names
 
 
 def _hint(key: str, cfg: Config) -> str:
