@@ -12,6 +12,9 @@ same labels, mask IoU ≥ 0.99 per detection) must equal mmdetection's.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
@@ -92,8 +95,12 @@ def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return fx, model, report
 
 
+def photo_path(name: str) -> Path:
+    return TEST_DATA / "coco_sample43" / "images" / name
+
+
 def photo(name: str) -> torch.Tensor:
-    return read_image(TEST_DATA / "coco_sample43" / "images" / name)
+    return read_image(photo_path(name))
 
 
 @torch.no_grad()
@@ -174,3 +181,51 @@ def test_report_accounts_for_every_key(converted) -> None:
     seen = [k for k, *_ in report.mapped] + [k for k, _ in report.dropped]
     assert sorted(seen) == sorted(fx["keys"])
     assert len(set(t for _, t, _ in report.mapped)) == len(report.mapped)
+
+
+def test_convert_command_then_predict(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The user's path: `tailseg convert mmdet` writes the checkpoint and its config, and
+    `tailseg predict` runs them on a photo; class names stored in the source are checked
+    against `--categories`."""
+    from tailseg.cli.main import main
+
+    fx = torch.load(TEST_DATA / "parity" / "mask_rcnn_r50.pt", weights_only=True)
+    shapes = {k: tuple(fx["shapes"][k]) for k in fx["float_keys"]}
+    state = {k: v.float() for k, v in recipe_state(shapes, fx["seed"]).items()}
+    for k in fx["keys"]:
+        state.setdefault(k, torch.zeros(fx["shapes"][k], dtype=torch.int64))
+    gt = TEST_DATA / "coco_sample43" / "instances.json"  # 53 categories: take the first 8
+    data = json.loads(gt.read_text())
+    data["categories"] = sorted(data["categories"], key=lambda c: c["id"])[: fx["num_classes"]]
+    cats = tmp_path / "cats.json"
+    cats.write_text(json.dumps({"images": [], "categories": data["categories"]}))
+    names = [c["name"] for c in data["categories"]]
+    src, out = tmp_path / "mask_rcnn.pth", tmp_path / "converted.pt"
+    torch.save({"state_dict": state, "meta": {"dataset_meta": {"classes": names}}}, src)
+    args = ["convert", "mmdet", str(src), "--config", "tiny", "--out", str(out)]
+    assert main([*args, "--categories", str(cats), *overrides(fx)]) == 0
+    printed = capsys.readouterr().out
+    assert "307 tensors mapped" in printed and "class_agnostic_boxes=false" in printed
+    assert checkpoint.load(out)["categories"][0]["name"] == names[0]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(
+        (TEST_DATA / "coco_sample43" / "images" / fx["photos"][0]).read_bytes()
+    )
+    pred = [
+        "predict",
+        str(out.with_suffix(".yaml")),
+        "--checkpoint",
+        str(out),
+        "--images",
+        str(photos),
+    ]
+    assert main([*pred, "--out", str(tmp_path / "preds"), "--no-progress"]) == 0
+    results = json.loads((tmp_path / "preds" / "results.json").read_text())
+    assert len(results) > 0 and {r["category_id"] for r in results} <= {
+        c["id"] for c in data["categories"]
+    }
+    names[0] = "not " + names[0]
+    torch.save({"state_dict": state, "meta": {"dataset_meta": {"classes": names}}}, src)
+    assert main([*args, "--categories", str(cats), *overrides(fx)]) == 2
+    assert "meta.dataset_meta.classes[0]" in capsys.readouterr().err

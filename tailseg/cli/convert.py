@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tailseg.cli.common import resolve_config
-    from tailseg.convert.checkpoint import convert_checkpoint
+    from tailseg.convert.checkpoint import config_path, convert_checkpoint
 
     try:
         report = convert_checkpoint(
@@ -54,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report.summary())
-    print(f"wrote {args.out}")
+    cfg = config_path(args.out)
+    print(f"wrote {args.out} and its config {cfg}: tailseg predict {cfg} --checkpoint {args.out}")
     return 0

@@ -15,12 +15,13 @@ from typing import Any
 
 import torch
 
-from tailseg.config import Config, load_config, to_dict
+from tailseg.config import Config, dump, load_config, to_dict
 from tailseg.convert.keymap import Report
 from tailseg.data.annotations import AnnotationFile, Category
 from tailseg.engine import checkpoint
 from tailseg.errors import CheckpointError, ConversionError
 from tailseg.models.build import build_model
+from tailseg.utils.files import atomic_write_text
 
 log = logging.getLogger("tailseg.convert")
 
@@ -74,7 +75,8 @@ def convert_checkpoint(
 ) -> Report:
     """Convert `path` for the model of `config` (+ dotted `overrides`; the settings that make
     tailseg infer as the source does, e.g. `model.roi.mask_merge`, are added unless given) and
-    write `out`; the report says what became of every key. Class names stored in the source
+    write `out` and, beside it, the resolved config (`config_path`); the report says what
+    became of every key. Class names stored in the source
     (mmdetection's `meta.dataset_meta.classes`) must equal those of `categories` (an annotation
     json) where both exist. `lossy`: see `mmdet.convert_mmdet`."""
     from tailseg.convert import mmdet
@@ -102,6 +104,7 @@ def convert_checkpoint(
     model.load_state_dict(weights, strict=True)  # the check fit_model promises
     names = _source_classes(ck)
     cats = _categories(cfg, names, categories, path)
+    atomic_write_text(config_path(out), dump(cfg))
     checkpoint.save(
         out,
         {
@@ -112,6 +115,12 @@ def convert_checkpoint(
         },
     )
     return report
+
+
+def config_path(out: str | Path) -> Path:
+    """The config written beside a converted checkpoint: `tailseg predict <it> --checkpoint
+    <out>` builds the model the weights were converted for."""
+    return Path(out).with_suffix(".yaml")
 
 
 def _source_classes(ck: dict[str, Any]) -> list[str] | None:
