@@ -23,7 +23,7 @@ import torch
 from tailseg.cli.common import resolve_config
 from tailseg.config import load_config
 from tailseg.convert.checkpoint import convert_checkpoint
-from tailseg.convert.mmdet import convert_mmdet, settings
+from tailseg.convert.mmdet import class_order, convert_mmdet, settings
 from tailseg.data.dataset import read_image
 from tailseg.engine import checkpoint
 from tailseg.models.build import build_model
@@ -229,3 +229,41 @@ def test_convert_command_then_predict(tmp_path: Path, capsys: pytest.CaptureFixt
     torch.save({"state_dict": state, "meta": {"dataset_meta": {"classes": names}}}, src)
     assert main([*args, "--categories", str(cats), *overrides(fx)]) == 2
     assert "meta.dataset_meta.classes[0]" in capsys.readouterr().err
+
+
+@torch.no_grad()
+def test_categories_listed_out_of_id_order(tmp_path: Path) -> None:
+    """mmdetection numbers a json's categories in the order it lists them, tailseg by ascending
+    id: with `--categories` listing them out of order, the class channels are reordered and
+    every detection keeps its category (MS R-CNN: classifier, per-class boxes, mask logits,
+    MaskIoU outputs)."""
+    fx = torch.load(TEST_DATA / "parity" / "ms_rcnn_r50.pt", weights_only=True)
+    ids_in_file = [50, 10, 70, 30, 80, 20, 60, 40]
+    shapes = {k: tuple(fx["shapes"][k]) for k in fx["float_keys"]}
+    exact = recipe_state(shapes, fx["seed"])
+    for k in fx["keys"]:
+        exact.setdefault(k, torch.zeros(fx["shapes"][k], dtype=torch.int64))
+    implied = [f"{k}={v}" for k, v in settings(exact).items()]
+    cfg = load_config(str(resolve_config("tiny")), [*implied, *overrides(fx)])
+    with float64():
+        model = build_model(cfg.model, cfg.infer).eval()
+        labels = class_order(ids_in_file)
+        weights, report = convert_mmdet(exact, cfg, model.state_dict(), "ms", labels=labels)
+        model.load_state_dict(weights)
+        (det,) = model([photo(fx["photos"][0])])
+    assert any("reordered" in n for n in report.notes)
+    want = fx["outputs"][0]
+    ours = [sorted(ids_in_file)[i] for i in det.labels.tolist()]
+    theirs = [ids_in_file[j] for j in want["labels"].tolist()]
+    assert ours == theirs and len(set(ours)) > 1
+    torch.testing.assert_close(det.boxes, want["boxes"], rtol=0, atol=1e-4)
+    # through the command's path: names stored in the source are checked in the json's order
+    cats = [{"id": i, "name": f"class {i}"} for i in ids_in_file]
+    json_path = tmp_path / "cats.json"
+    json_path.write_text(json.dumps({"images": [], "categories": cats}))
+    src = tmp_path / "ms.pth"
+    meta = {"dataset_meta": {"classes": [c["name"] for c in cats]}}
+    torch.save({"state_dict": {k: v.float() for k, v in exact.items()}, "meta": meta}, src)
+    convert_checkpoint(src, resolve_config("tiny"), tmp_path / "o.pt", overrides(fx), json_path)
+    stored = checkpoint.load(tmp_path / "o.pt")["categories"]
+    assert [c["id"] for c in stored] == sorted(ids_in_file)

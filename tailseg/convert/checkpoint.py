@@ -98,12 +98,11 @@ def convert_checkpoint(
     given = {o.split("=", 1)[0] for o in overrides}
     implied = [f"{k}={v}" for k, v in implied_settings.items() if k not in given]
     cfg = load_config(str(config), [*implied, *overrides])
+    cats, labels = _categories(cfg, _source_classes(ck), categories, path)
     model = build_model(cfg.model, cfg.infer)
-    weights, report = mmdet.convert_mmdet(state, cfg, model.state_dict(), str(path), lossy)
+    weights, report = mmdet.convert_mmdet(state, cfg, model.state_dict(), str(path), lossy, labels)
     report.notes += [f"config: {o} (as the source infers)" for o in implied]
     model.load_state_dict(weights, strict=True)  # the check fit_model promises
-    names = _source_classes(ck)
-    cats = _categories(cfg, names, categories, path)
     atomic_write_text(config_path(out), dump(cfg))
     checkpoint.save(
         out,
@@ -134,27 +133,45 @@ def _source_classes(ck: dict[str, Any]) -> list[str] | None:
 
 def _categories(
     cfg: Config, names: list[str] | None, categories: str | Path | None, path: Path
-) -> list[Category]:
+) -> tuple[list[Category], list[int] | None]:
+    """(tailseg's categories in label order, `mmdet.class_order` of the json or None)."""
     n = cfg.model.num_classes
     if categories is not None:
-        found = AnnotationFile.load(categories, allow_empty=True).categories
-        if len(found) != n:
+        found = AnnotationFile.load(categories, allow_empty=True)
+        if found.num_classes != n:
             raise ConversionError(
-                f"{categories}: categories: {len(found)}, the model has {n} classes"
+                f"{categories}: categories: {found.num_classes}, the model has {n} classes"
             )
-        for i, (c, name) in enumerate(zip(found, names or [], strict=False)):
-            if _plain(c.name) != _plain(name):
+        in_file = _ids_in_file_order(Path(categories))  # mmdetection's label order
+        for j, (cid, name) in enumerate(zip(in_file, names or [], strict=False)):
+            mine = found.category_by_id[cid].name
+            if _plain(mine) != _plain(name):
                 raise ConversionError(
-                    f"{path}: meta.dataset_meta.classes[{i}] is {name!r}, but label {i} of "
-                    f"{categories} is category {c.id} {c.name!r}: the labels differ"
+                    f"{path}: meta.dataset_meta.classes[{j}] is {name!r}, but categories[{j}] "
+                    f"of {categories} is category {cid} {mine!r}: the labels differ"
                 )
-        return found
+        from tailseg.convert.mmdet import class_order
+
+        return found.categories, class_order(in_file)
     if names is not None and len(names) == n:
         log.warning("%s: no --categories json: category ids 1..%d in the source's order", path, n)
-        return [Category(i + 1, name) for i, name in enumerate(names)]
+        return [Category(i + 1, name) for i, name in enumerate(names)], None
     from tailseg.inference.predict import fallback_categories
 
-    return fallback_categories(cfg, path)
+    return fallback_categories(cfg, path), None
+
+
+def _ids_in_file_order(path: Path) -> list[int]:
+    """Category ids as the json lists them (its annotations not parsed where avoidable)."""
+    from tailseg.data import pieces
+    from tailseg.data.json_io import parse_json, read_bytes
+
+    raw = read_bytes(path)
+    try:
+        top, _ = pieces.split_top_level(raw)
+    except pieces.Fallback:
+        top = parse_json(raw, path)
+    return [c["id"] for c in top["categories"]]
 
 
 def _plain(name: str) -> str:

@@ -181,12 +181,14 @@ def convert_mmdet(
     model_state: Mapping[str, Tensor],
     source: str,
     lossy: bool = False,
+    labels: list[int] | None = None,
 ) -> tuple[dict[str, Tensor], Report]:
     """An mmdetection `state_dict` (3.x, or CBNetV2's / RefineMask's 2.x) → a state dict of the
     model `cfg` builds (`model_state` is that model's own). Raises ConversionError naming the
     key that does not fit. `lossy`: parts tailseg's model lacks (`REFUSED`) are dropped and
     tailseg tensors without a source keep the model's initialisation — a start for
-    fine-tuning, whose outputs differ from the source's (the report lists both)."""
+    fine-tuning, whose outputs differ from the source's (the report lists both). `labels`:
+    tailseg's label i is the source's label labels[i] (see `class_order`; None: the same)."""
     from tailseg.convert import mmdet2
 
     family = mmdet2.family(list(state))
@@ -196,6 +198,9 @@ def convert_mmdet(
         raise ConversionError(f"{source}: {e}") from None
     report = Report(source, f"{FAMILIES[family]} {kind}")
     state, names = _prepare(dict(state), kind, cfg, report)
+    if labels is not None and labels != sorted(labels):
+        state = _permute_classes(state, labels)
+        report.notes.append("class channels reordered: the json lists categories out of id order")
     rules = mmdet2.CBNET if family == "cbnetv2" else RESNET + SWIN
     rules = rules + HEADS + (mmdet2.REFINEMASK if family == "refinemask" else [])
     if lossy:
@@ -214,6 +219,41 @@ def convert_mmdet(
         fills[r".*"] = ("no source: the model's own initialisation (lossy import)", torch.clone)
     out = fit_model(converted, origin, model_state, report, fills, hint=lambda k: _hint(k, cfg))
     return out, report
+
+
+def class_order(ids_in_file_order: list[int]) -> list[int]:
+    """tailseg numbers a json's categories by ascending id, mmdetection in the json's order:
+    tailseg label i is mmdetection label `class_order(ids)[i]`."""
+    return sorted(range(len(ids_in_file_order)), key=lambda j: ids_in_file_order[j])
+
+
+def _permute_classes(state: dict[str, Tensor], labels: list[int]) -> dict[str, Tensor]:
+    """Every class channel in tailseg's label order (background/objectness channels, after the
+    C classes, stay last): classifier rows, per-class box deltas, Seesaw's counts, mask logits,
+    MaskIoU outputs, RefineMask's stage logits."""
+    c = len(labels)
+    idx = torch.tensor(labels)
+    out = {}
+    for k, v in state.items():
+        if re.fullmatch(
+            r"roi_head\.bbox_head\.\d+\.(fc_cls\.(weight|bias)|loss_cls\.cum_samples)", k
+        ):
+            v = torch.cat([v[idx], v[c:]])
+        elif (
+            re.fullmatch(r"roi_head\.bbox_head\.\d+\.fc_reg\.(weight|bias)", k) and len(v) == 4 * c
+        ):
+            v = v.reshape(c, 4, *v.shape[1:])[idx].reshape(v.shape)
+        elif (
+            re.fullmatch(
+                r"roi_head\.(mask_head\.\d+\.(conv_logits|stages\.\d\.instance_logits)"
+                r"|mask_iou_head\.fc_mask_iou)\.(weight|bias)",
+                k,
+            )
+            and len(v) == c
+        ):
+            v = v[idx]
+        out[k] = v
+    return out
 
 
 def _drop_foreign_box_heads(
