@@ -58,6 +58,7 @@ def test_cbswin_htc_maps_every_key() -> None:
     state = state_of(fake_cbswin_htc(K=K, semantic=False))
     weights, report = convert(state, CB_SWIN)
     assert report.flavour == "CBNetV2 (mmdetection 2.x) htc"
+    assert settings(state)["model.roi.mask_merge"] == "mean"  # 2.x's HTC averages the stages
     assert len(report.mapped) + len(report.dropped) == len(state)
     assert {why for _, why in report.dropped} == {
         "relative position index (a constant tailseg builds with the same formula)"

@@ -252,6 +252,10 @@ def test_categories_listed_out_of_id_order(tmp_path: Path) -> None:
         model.load_state_dict(weights)
         (det,) = model([photo(fx["photos"][0])])
     assert any("reordered" in n for n in report.notes)
+    htc = recipe_state({"roi_head.mask_head.1.conv_res.conv.weight": (1, 1, 1, 1)}, 0)
+    htc["roi_head.bbox_head.0.fc_cls.weight"] = torch.zeros(3, 2)
+    assert settings(htc, version="3.3.0")["model.roi.mask_merge"] == "last"
+    assert settings(htc, version="2.28.2")["model.roi.mask_merge"] == "mean"
     want = fx["outputs"][0]
     ours = [sorted(ids_in_file)[i] for i in det.labels.tolist()]
     theirs = [ids_in_file[j] for j in want["labels"].tolist()]

@@ -92,7 +92,10 @@ def convert_checkpoint(
             "supported by tailseg's mask heads"
         )
     try:
-        implied_settings = mmdet.settings(state, lossy)
+        version = meta.get("mmdet_version") if isinstance(meta, dict) else None
+        implied_settings = mmdet.settings(
+            state, lossy, version if isinstance(version, str) else None
+        )
     except ConversionError as e:
         raise ConversionError(f"{path}: {e}") from None
     given = {o.split("=", 1)[0] for o in overrides}

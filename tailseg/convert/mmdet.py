@@ -274,11 +274,17 @@ def _drop_foreign_box_heads(
     return out
 
 
-def settings(state: Mapping[str, Tensor], lossy: bool = False) -> dict[str, str]:
+def settings(
+    state: Mapping[str, Tensor], lossy: bool = False, version: str | None = None
+) -> dict[str, str]:
     """The config values that reproduce mmdetection's inference with these weights: how the
-    stages' masks merge (mmdetection 3.3's HTC keeps the last stage's; Cascade Mask R-CNN
-    averages them) and whether the box heads regress one box per class."""
+    stages' masks merge (mmdetection 3.x's HTC keeps the last stage's; 2.x's HTC — CBNetV2's
+    too — and every Cascade Mask R-CNN average them) and whether the box heads regress one box
+    per class. `version`: the mmdetection that wrote the checkpoint (its `meta`), if known."""
+    from tailseg.convert import mmdet2
+
     kind = flavour(state, lossy)
+    two = mmdet2.family(list(state)) != "mmdet" or (version or "").startswith(("1.", "2."))
     reg = [
         v
         for k, v in state.items()
@@ -286,7 +292,7 @@ def settings(state: Mapping[str, Tensor], lossy: bool = False) -> dict[str, str]
     ]
     agnostic = all(v.shape[0] == 4 for v in reg)
     return {
-        "model.roi.mask_merge": "last" if kind == "htc" else "mean",
+        "model.roi.mask_merge": "last" if kind == "htc" and not two else "mean",
         "model.roi.class_agnostic_boxes": "true" if agnostic else "false",
     }
 
