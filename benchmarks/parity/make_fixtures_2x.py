@@ -32,6 +32,7 @@ from make_fixtures import (  # noqa: E402
     PHOTOS,
     STD,
     _plain,
+    nms_in_float64,
     read_photo,
     recipe_state,
     shrink,
@@ -43,27 +44,6 @@ TAILSEG = [
     "model.backbone.depths=[1,1,2,1]", "model.backbone.num_heads=[1,2,3,6]",
     "model.backbone.window_size=7",
 ]  # fmt: skip
-
-
-def float64_ops() -> None:
-    """mmcv's CPU NMS is float32-only: torchvision's in its place (same rule); masks pasted in
-    float32 as mmdetection's own runs do (make_fixtures.nms_in_float64, for mmcv 1.x)."""
-    import mmcv.ops  # noqa: F401
-    import torchvision
-
-    def apply(boxes, scores, iou_threshold, offset, score_threshold, max_num):
-        assert offset == 0
-        valid = torch.nonzero(scores > score_threshold).squeeze(1)
-        inds = valid[torchvision.ops.nms(boxes[valid], scores[valid], float(iou_threshold))]
-        return inds[:max_num] if max_num > 0 else inds
-
-    sys.modules["mmcv.ops.nms"].NMSop.apply = staticmethod(apply)
-    from mmdet.models.roi_heads.mask_heads import fcn_mask_head
-
-    paste = fcn_mask_head._do_paste_mask
-    fcn_mask_head._do_paste_mask = lambda masks, boxes, *a, **k: paste(
-        masks.float(), boxes.float(), *a, **k
-    )
 
 
 def build(repo: Path):
@@ -137,7 +117,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE.parents[1] / "tests" / "data" / "parity")
     args = ap.parse_args()
     model, cfg = build(args.cbnetv2)
-    float64_ops()
+    nms_in_float64()  # the same patches work on mmcv-full 1.x and mmdetection 2.x
     import mmcv
 
     sd = model.state_dict()
