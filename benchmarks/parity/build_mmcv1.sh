@@ -12,7 +12,8 @@ mkdir -p "$BUILD"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1" "setuptools>=77.0.3,<81" wheel ninja numpy \
-    opencv-python-headless pycocotools terminaltables matplotlib scipy shapely addict yapf pillow
+    opencv-python-headless pycocotools terminaltables matplotlib scipy shapely addict yapf pillow \
+    pyyaml timm six
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
     "$VENV/bin/python" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
         "mmcv-full==1.7.2" -d "$BUILD"

@@ -77,7 +77,7 @@ def run(model, image: torch.Tensor) -> dict:
     ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
     x = torch.nn.functional.pad(x, (0, pw - w, 0, ph - h))[None]
     meta = [dict(img_shape=(h, w, 3), ori_shape=(h, w, 3), pad_shape=(ph, pw, 3),
-                 scale_factor=np.ones(4, dtype=np.float32), flip=False,
+                 scale_factor=np.ones(4, dtype=np.float32), flip=False, flip_direction=None,
                  batch_input_shape=(ph, pw))]  # fmt: skip
     feats = model.extract_feat(x)
     (proposals,) = model.rpn_head.simple_test_rpn(feats, meta)  # (N, 5): boxes, score
