@@ -9,7 +9,8 @@ the generator's output, so the weights are the same bits on every machine.
 The scales keep a random network's activations in range, so that its outputs are not ties:
 weights of variance 1 / fan-in, the residual branches' last norms small (a deep stack of random
 residual blocks otherwise grows without bound), and the output layers small enough that
-objectness and class scores stay off 0 and 1 and box deltas near 0.
+objectness and class scores stay off 0 and 1 and box deltas near 0, while mask logits (no bias,
+full scale) vary around 0 so that masks are neither empty nor full.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import re
 import numpy as np
 import torch
 
-CLASSIFIERS = r"(rpn_cls|fc_cls|conv_logits|fc_mask_iou|instance_logits|semantic_logits)\.weight"
+CLASSIFIERS = r"(rpn_cls|fc_cls|fc_mask_iou|semantic_logits)\.weight"
+MASK_LOGITS = r"(conv_logits|instance_logits|final_instance_logits)\.(weight|bias)"
 REGRESSORS = r"(rpn_reg|fc_reg)\.weight"
 RESIDUAL_END = r"(bn3|downsample\.1)\.weight"  # ResNet: the norm that ends a residual branch
 
@@ -30,7 +32,9 @@ def recipe_tensor(key: str, shape: tuple[int, ...], seed: int, position: int) ->
     rng = np.random.Generator(np.random.PCG64([seed, position]))
     u = rng.uniform(-1.0, 1.0, size=shape)
     name = key.rsplit(".", 1)[-1]
-    if name == "running_var":
+    if re.search(MASK_LOGITS, key) and name == "bias":
+        values = np.zeros(shape)  # masks of all sizes: logits around 0, not all of one sign
+    elif name == "running_var":
         values = 1.0 + 0.5 * u
     elif name in ("running_mean", "bias"):
         values = 0.05 * u

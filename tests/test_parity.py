@@ -36,6 +36,18 @@ from tests.parity_recipe import recipe_state
 FIXTURES = sorted((TEST_DATA / "parity").glob("*.pt"))
 
 
+def source_state(fx: dict) -> dict[str, torch.Tensor]:
+    """The fixture's mmdetection-keyed state dict, float64, in mmdetection's order: the recipe,
+    the mask-logit biases make_fixtures.py centred, zeros for integer buffers (BatchNorm
+    counters, Swin's position index)."""
+    shapes = {k: tuple(fx["shapes"][k]) for k in fx["float_keys"]}
+    state = recipe_state(shapes, fx["seed"])
+    state.update(fx.get("bias_overrides", {}))
+    for k in fx["keys"]:
+        state.setdefault(k, torch.zeros(fx["shapes"][k], dtype=torch.int64))
+    return {k: state[k] for k in fx["keys"]}
+
+
 def overrides(fx: dict) -> list[str]:
     """The tailseg config of the fixture's model: its architecture and mmdetection's test
     settings (the photos are used at their own size)."""
@@ -72,11 +84,7 @@ def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     recipe's float64 tensors (mmdetection ran in float64), for the comparisons. The two must
     agree to float32 rounding."""
     fx = torch.load(request.param, weights_only=True)
-    shapes = {k: tuple(fx["shapes"][k]) for k in fx["float_keys"]}
-    exact = recipe_state(shapes, fx["seed"])
-    for k in fx["keys"]:  # integer buffers (BatchNorm counters, Swin's position index)
-        exact.setdefault(k, torch.zeros(fx["shapes"][k], dtype=torch.int64))
-    exact = {k: exact[k] for k in fx["keys"]}  # mmdetection's order
+    exact = source_state(fx)
     folder = tmp_path_factory.mktemp(fx["name"])
     src, out = folder / "mmdet.pth", folder / "tailseg.pt"
     as_file = {k: v.float() if v.is_floating_point() else v for k, v in exact.items()}
@@ -198,10 +206,7 @@ def test_convert_command_then_predict(tmp_path: Path, capsys: pytest.CaptureFixt
     from tailseg.cli.main import main
 
     fx = torch.load(TEST_DATA / "parity" / "mask_rcnn_r50.pt", weights_only=True)
-    shapes = {k: tuple(fx["shapes"][k]) for k in fx["float_keys"]}
-    state = {k: v.float() for k, v in recipe_state(shapes, fx["seed"]).items()}
-    for k in fx["keys"]:
-        state.setdefault(k, torch.zeros(fx["shapes"][k], dtype=torch.int64))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in source_state(fx).items()}
     gt = TEST_DATA / "coco_sample43" / "instances.json"  # 53 categories: take the first 8
     data = json.loads(gt.read_text())
     data["categories"] = sorted(data["categories"], key=lambda c: c["id"])[: fx["num_classes"]]
@@ -247,10 +252,7 @@ def test_categories_listed_out_of_id_order(tmp_path: Path) -> None:
     MaskIoU outputs)."""
     fx = torch.load(TEST_DATA / "parity" / "ms_rcnn_r50.pt", weights_only=True)
     ids_in_file = [50, 10, 70, 30, 80, 20, 60, 40]
-    shapes = {k: tuple(fx["shapes"][k]) for k in fx["float_keys"]}
-    exact = recipe_state(shapes, fx["seed"])
-    for k in fx["keys"]:
-        exact.setdefault(k, torch.zeros(fx["shapes"][k], dtype=torch.int64))
+    exact = source_state(fx)
     implied = [f"{k}={v}" for k, v in settings(exact).items()]
     cfg = load_config(str(resolve_config("tiny")), [*implied, *overrides(fx)])
     with float64():

@@ -32,6 +32,7 @@ from make_fixtures import (  # noqa: E402
     PHOTOS,
     STD,
     _plain,
+    center_mask_logits,
     nms_in_float64,
     read_photo,
     recipe_state,
@@ -125,6 +126,7 @@ def main() -> None:
     name = "cbswin_htc"
     seed = sum(map(ord, name))
     model.load_state_dict(recipe_state(shapes, seed), strict=False)
+    biases = center_mask_logits(model, read_photo(PHOTOS / PHOTO_NAMES[0]), run)
     outputs = [run(model, read_photo(PHOTOS / p)) for p in PHOTO_NAMES]
     fixture = {
         "name": name,
@@ -139,6 +141,7 @@ def main() -> None:
         "shapes": {k: list(v.shape) for k, v in sd.items()},
         "float_keys": list(shapes),
         "seed": seed,
+        "bias_overrides": biases,
         "test_cfg": {k: dict(cfg.model.test_cfg[k]) for k in ("rpn", "rcnn")},
         "photos": PHOTO_NAMES,
         "outputs": outputs,
