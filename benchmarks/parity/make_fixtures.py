@@ -193,15 +193,67 @@ def read_photo(path: Path) -> torch.Tensor:
         return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
 
 
+def network_input(image: torch.Tensor) -> tuple[torch.Tensor, int, int, int, int]:
+    """(1, 3, H', W') float64: normalised as mmdetection's (and tailseg's) preprocessor does,
+    then zero-padded to a multiple of 32; and h, w, H', W'."""
+    h, w = image.shape[-2:]
+    x = (image.double() - MEAN) / STD
+    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+    return torch.nn.functional.pad(x, (0, pw - w, 0, ph - h))[None], h, w, ph, pw
+
+
+def grouped_by_class(per_class_boxes: list, per_class_masks: list) -> dict:
+    """mmdetection 2.x's results (per class: (n, 5) boxes + score, n bitmaps) as the fixture's
+    boxes, scores, labels and RLEs, class by class."""
+    boxes, scores, labels, rles = [], [], [], []
+    for c, (b, ms) in enumerate(zip(per_class_boxes, per_class_masks, strict=True)):
+        for row, m in zip(b, ms, strict=True):
+            boxes.append(row[:4])
+            scores.append(row[4])
+            labels.append(c)
+            rles.append(mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"])
+    return {
+        "boxes": torch.tensor(np.array(boxes, dtype=np.float64)).reshape(-1, 4),
+        "scores": torch.tensor(np.array(scores, dtype=np.float64)),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "rles": [r.decode("ascii") for r in rles],
+    }
+
+
+def record(model, name: str, run_model, fields: dict, out: Path) -> list[dict]:
+    """Fill `model` from the recipe (seeded by its name), centre its mask logits, run it on the
+    photos and save the fixture `out/name.pt` with `fields` (versions, config, test settings,
+    tailseg overrides); the outputs, per photo."""
+    sd = model.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in sd.items() if v.is_floating_point()}
+    seed = sum(map(ord, name))
+    model.load_state_dict(recipe_state(shapes, seed), strict=False)
+    biases = center_mask_logits(model, read_photo(PHOTOS / PHOTO_NAMES[0]), run_model)
+    outputs = [run_model(model, read_photo(PHOTOS / p)) for p in PHOTO_NAMES]
+    fixture = {
+        "name": name,
+        **fields,
+        "num_classes": NUM_CLASSES,
+        "keys": list(sd),
+        "shapes": {k: list(v.shape) for k, v in sd.items()},
+        "float_keys": list(shapes),
+        "seed": seed,
+        "bias_overrides": biases,
+        "photos": PHOTO_NAMES,
+        "outputs": outputs,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(_plain(fixture), out / f"{name}.pt")
+    print(f"{name}: {len(sd)} tensors → {out / name}.pt")
+    return outputs
+
+
 @torch.no_grad()
 def run(model, image: torch.Tensor) -> dict:
     from mmdet.structures import DetDataSample
     from mmdet.structures.bbox import bbox2roi
 
-    h, w = image.shape[-2:]
-    x = (image.double() - MEAN) / STD
-    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
-    x = torch.nn.functional.pad(x, (0, pw - w, 0, ph - h))[None]
+    x, h, w, ph, pw = network_input(image)
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(ph, pw), scale_factor=(1.0, 1.0),
                 batch_input_shape=(ph, pw), img_id=0)  # fmt: skip
     sample = DetDataSample(metainfo=meta)
@@ -241,37 +293,20 @@ def main() -> None:
     import mmcv
     import mmdet
 
-    args.out.mkdir(parents=True, exist_ok=True)
     nms_in_float64()
     for name in args.models.split(","):
         model, cfg = build(name)
-        sd = model.state_dict()
-        shapes = {k: tuple(v.shape) for k, v in sd.items() if v.is_floating_point()}
-        seed = sum(map(ord, name))
-        model.load_state_dict(recipe_state(shapes, seed), strict=False)
-        biases = center_mask_logits(model, read_photo(PHOTOS / PHOTO_NAMES[0]), run)
-        outputs = [run(model, read_photo(PHOTOS / p)) for p in PHOTO_NAMES]
-        fixture = {
-            "name": name,
+        fields = {
             "versions": f"mmdet {mmdet.__version__}, mmcv {mmcv.__version__}, "
             f"torch {torch.__version__}",
             "config": MODELS[name][0],
             "tailseg_overrides": MODELS[name][2],
-            "num_classes": NUM_CLASSES,
-            "keys": list(sd),
-            "shapes": {k: list(v.shape) for k, v in sd.items()},
-            "float_keys": list(shapes),
-            "seed": seed,
-            "bias_overrides": biases,
             "test_cfg": {
                 "rpn": dict(cfg.model.test_cfg.rpn),
                 "rcnn": dict(cfg.model.test_cfg.rcnn),
             },
-            "photos": PHOTO_NAMES,
-            "outputs": outputs,
         }
-        torch.save(_plain(fixture), args.out / f"{name}.pt")
-        for o in outputs:
+        for o in record(model, name, run, fields, args.out):
             sc, st = o["proposal_scores"], o["stages"][-1]
             print(
                 f"{name}: {len(o['proposals'])} proposals (scores {sc.min():.3f}–{sc.max():.3f}), "
@@ -279,7 +314,6 @@ def main() -> None:
                 f"{st['deltas'].std():.3f}, {len(o['boxes'])} detections, scores "
                 f"{o['scores'].min():.4f}–{o['scores'].max():.4f}"
             )
-        print(f"{name}: {len(sd)} tensors → {args.out / name}.pt")
 
 
 def _plain(x):

@@ -20,26 +20,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from make_fixtures import (  # noqa: E402
-    MEAN,
-    NUM_CLASSES,
-    PHOTO_NAMES,
-    PHOTOS,
-    STD,
-    _plain,
-    center_mask_logits,
+    grouped_by_class,
+    network_input,
     nms_in_float64,
-    read_photo,
-    recipe_state,
+    record,
     shrink,
 )
 
 SWIN = dict(embed_dim=24, depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 6], window_size=7)
+NAME = "cbswin_htc"
 TAILSEG = [
     "model.backbone.kind=swin", "model.backbone.composite=true", "model.backbone.embed_dim=24",
     "model.backbone.depths=[1,1,2,1]", "model.backbone.num_heads=[1,2,3,6]",
@@ -73,10 +67,7 @@ def build(repo: Path):
 def run(model, image: torch.Tensor) -> dict:
     from mmdet.core import bbox2roi
 
-    h, w = image.shape[-2:]
-    x = (image.double() - MEAN) / STD
-    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
-    x = torch.nn.functional.pad(x, (0, pw - w, 0, ph - h))[None]
+    x, h, w, ph, pw = network_input(image)
     meta = [dict(img_shape=(h, w, 3), ori_shape=(h, w, 3), pad_shape=(ph, pw, 3),
                  scale_factor=np.ones(4, dtype=np.float32), flip=False, flip_direction=None,
                  batch_input_shape=(ph, pw))]  # fmt: skip
@@ -94,21 +85,11 @@ def run(model, image: torch.Tensor) -> dict:
     ((per_class_boxes, per_class_masks),) = head.simple_test(
         feats, [proposals], meta, rescale=False
     )
-    boxes, scores, labels, rles = [], [], [], []
-    for c, (b, ms) in enumerate(zip(per_class_boxes, per_class_masks, strict=True)):
-        for row, m in zip(b, ms, strict=True):
-            boxes.append(row[:4])
-            scores.append(row[4])
-            labels.append(c)
-            rles.append(mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"])
     return {
         "proposals": proposals[:, :4],
         "proposal_scores": proposals[:, 4],
         "stages": stages,
-        "boxes": torch.tensor(np.array(boxes, dtype=np.float64)).reshape(-1, 4),
-        "scores": torch.tensor(np.array(scores, dtype=np.float64)),
-        "labels": torch.tensor(labels, dtype=torch.int64),
-        "rles": [r.decode("ascii") for r in rles],
+        **grouped_by_class(per_class_boxes, per_class_masks),
     }
 
 
@@ -121,35 +102,17 @@ def main() -> None:
     nms_in_float64()  # the same patches work on mmcv-full 1.x and mmdetection 2.x
     import mmcv
 
-    sd = model.state_dict()
-    shapes = {k: tuple(v.shape) for k, v in sd.items() if v.is_floating_point()}
-    name = "cbswin_htc"
-    seed = sum(map(ord, name))
-    model.load_state_dict(recipe_state(shapes, seed), strict=False)
-    biases = center_mask_logits(model, read_photo(PHOTOS / PHOTO_NAMES[0]), run)
-    outputs = [run(model, read_photo(PHOTOS / p)) for p in PHOTO_NAMES]
-    fixture = {
-        "name": name,
+    fields = {
         "versions": f"CBNetV2 (mmdet 2.14 fork), mmcv-full {mmcv.__version__}, torch "
         f"{torch.__version__}",
         "config": "CBNetV2 configs/_base_/models/htc_without_semantic_swin_fpn.py + CBSwin, CBFPN",
         "mmdet_version": "2.14.0",
         "grouped_by_class": True,
         "tailseg_overrides": TAILSEG,
-        "num_classes": NUM_CLASSES,
-        "keys": list(sd),
-        "shapes": {k: list(v.shape) for k, v in sd.items()},
-        "float_keys": list(shapes),
-        "seed": seed,
-        "bias_overrides": biases,
         "test_cfg": {k: dict(cfg.model.test_cfg[k]) for k in ("rpn", "rcnn")},
-        "photos": PHOTO_NAMES,
-        "outputs": outputs,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(_plain(fixture), args.out / f"{name}.pt")
-    for o in outputs:
-        print(f"{name}: {len(o['proposals'])} proposals, {len(o['boxes'])} detections")
+    for o in record(model, NAME, run, fields, args.out):
+        print(f"{NAME}: {len(o['proposals'])} proposals, {len(o['boxes'])} detections")
 
 
 if __name__ == "__main__":
