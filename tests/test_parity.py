@@ -242,6 +242,9 @@ def test_convert_command_then_predict(tmp_path: Path, capsys: pytest.CaptureFixt
     torch.save({"state_dict": state, "meta": {"dataset_meta": {"classes": names}}}, src)
     assert main([*args, "--categories", str(cats), *overrides(fx)]) == 2
     assert "meta.dataset_meta.classes[0]" in capsys.readouterr().err
+    torch.save({"state_dict": state, "meta": {"dataset_meta": {"classes": names[:-1]}}}, src)
+    assert main([*args, "--categories", str(cats), *overrides(fx)]) == 2
+    assert "meta.dataset_meta.classes: 7 classes" in capsys.readouterr().err
 
 
 @torch.no_grad()

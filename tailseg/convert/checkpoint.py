@@ -146,6 +146,11 @@ def _categories(
                 f"{categories}: categories: {found.num_classes}, the model has {n} classes"
             )
         in_file = _ids_in_file_order(Path(categories))  # mmdetection's label order
+        if names is not None and len(names) != len(in_file):
+            raise ConversionError(
+                f"{path}: meta.dataset_meta.classes: {len(names)} classes, {categories} has "
+                f"{len(in_file)} categories"
+            )
         for j, (cid, name) in enumerate(zip(in_file, names or [], strict=False)):
             mine = found.category_by_id[cid].name
             if _plain(mine) != _plain(name):
