@@ -222,9 +222,11 @@ class HybridTaskCascade(nn.Module):
             )
             stage_losses = {k: v * self.settings.box_loss_weight for k, v in stage_losses.items()}
             # 3. interleaved: regress the sampled boxes, re-assign, re-sample for the mask head
-            with torch.no_grad():  # per-class boxes: the label's, the best class's for negatives
-                which = torch.where(labels < c, labels, logits[:, :c].argmax(1))
-                chosen = class_deltas(deltas.detach(), which)
+            with torch.no_grad():
+                chosen = deltas.detach()
+                if chosen.shape[1] != 4:  # per class: the label's, the best class's for negatives
+                    which = torch.where(labels < c, labels, logits[:, :c].argmax(1))
+                    chosen = class_deltas(chosen, which)
                 per_image = chosen.split([len(s.boxes) for s in samples])
                 proposals = [
                     self.coders[i].decode(s.boxes, d, size)[~s.is_gt]
@@ -340,7 +342,8 @@ class HybridTaskCascade(nn.Module):
                     for b, d, size in zip(boxes, deltas.split(counts), image_sizes, strict=True)
                 ]  # (R_i, C, 4)
                 break
-            deltas = class_deltas(deltas, logits[:, :c].argmax(1))  # (R, 4)
+            if deltas.shape[1] != 4:  # per class: the stage's best class's box
+                deltas = class_deltas(deltas, logits[:, :c].argmax(1))  # (R, 4)
             boxes = [
                 self.coders[i].decode(b, d, size)
                 for b, d, size in zip(boxes, deltas.split(counts), image_sizes, strict=True)
