@@ -145,7 +145,7 @@ def _categories(
             raise ConversionError(
                 f"{categories}: categories: {found.num_classes}, the model has {n} classes"
             )
-        in_file = _ids_in_file_order(Path(categories))  # mmdetection's label order
+        in_file = found.category_ids_as_listed  # mmdetection's label order
         if names is not None and len(names) != len(in_file):
             raise ConversionError(
                 f"{path}: meta.dataset_meta.classes: {len(names)} classes, {categories} has "
@@ -167,19 +167,6 @@ def _categories(
     from tailseg.inference.predict import fallback_categories
 
     return fallback_categories(cfg, path), None
-
-
-def _ids_in_file_order(path: Path) -> list[int]:
-    """Category ids as the json lists them (its annotations not parsed where avoidable)."""
-    from tailseg.data import pieces
-    from tailseg.data.json_io import parse_json, read_bytes
-
-    raw = read_bytes(path)
-    try:
-        top, _ = pieces.split_top_level(raw)
-    except pieces.Fallback:
-        top = parse_json(raw, path)
-    return [c["id"] for c in top["categories"]]
 
 
 def _plain(name: str) -> str:

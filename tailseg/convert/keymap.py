@@ -11,6 +11,7 @@ an error naming the source key, the tailseg key and both shapes.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -47,14 +48,8 @@ class Report:
             f"{self.source} ({self.flavour}): {len(self.mapped)} tensors mapped "
             f"({changed} transformed), {len(self.dropped)} dropped, {len(self.filled)} filled"
         ]
-        reasons: dict[str, int] = {}
-        for _, why in self.dropped:
-            reasons[why] = reasons.get(why, 0) + 1
-        lines += [f"  dropped {n}: {why}" for why, n in reasons.items()]
-        how: dict[str, int] = {}
-        for _, why in self.filled:
-            how[why] = how.get(why, 0) + 1
-        lines += [f"  filled {n}: {why}" for why, n in how.items()]
+        lines += [f"  dropped {n}: {why}" for why, n in Counter(w for _, w in self.dropped).items()]
+        lines += [f"  filled {n}: {why}" for why, n in Counter(w for _, w in self.filled).items()]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

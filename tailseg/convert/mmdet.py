@@ -138,7 +138,6 @@ HEADS = [  # the same names in mmdetection 2.x and 3.x
     Rule(r"roi_head\.mask_iou_head\.fcs\.1\.(weight|bias)", r"mask_iou_head.fc2.\1"),
     Rule(r"roi_head\.mask_iou_head\.fc_mask_iou\.(weight|bias)", r"mask_iou_head.iou.\1"),
 ]
-RULES = RESNET + SWIN + HEADS
 
 REFUSED = [  # (pattern, why): keys that change the computation tailseg would do without them
     (r"roi_head\.semantic_head\..*", "HTC's semantic head (its features enter every RoI)"),

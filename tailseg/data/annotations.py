@@ -127,6 +127,7 @@ class AnnotationFile:
     ) -> None:
         self.path = path
         self.images = images
+        self.category_ids_as_listed = [c.id for c in categories]  # the file's own order
         self.categories = sorted(categories, key=lambda c: c.id)
         self.annotations = annotations
         self.skipped = skipped
